@@ -1,0 +1,205 @@
+/*-------------------------------------------------------------------------
+ *
+ * finish.c
+ *	  The calls a worker makes on a leased job: jobq.heartbeat, jobq.complete
+ *	  and jobq.fail.
+ *
+ *	  Each is one prepared statement keyed by (queue, id) that acts only on a
+ *	  running job whose lease token matches (any token when none is given).
+ *	  When it touches no row, jobq_raise_not_leased says why (P0002 or 55000)
+ *	  and nothing has changed. The row lock taken by the UPDATE/DELETE is what
+ *	  fences a late call against the reaper or a new lease: the statement
+ *	  re-checks status and token after waiting for a concurrent writer.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "jobq.h"
+
+PG_FUNCTION_INFO_V1(jobq_heartbeat);
+PG_FUNCTION_INFO_V1(jobq_complete);
+PG_FUNCTION_INFO_V1(jobq_fail);
+
+/* Fills values/nulls [0..1] with queue and id, [at] with the token. */
+static void
+fin_key_args(FunctionCallInfo fcinfo, int leasearg, Datum *values, char *nulls, int at)
+{
+	jobq_queue_arg(fcinfo, 0);
+	jobq_id_arg(fcinfo, 1);
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PG_GETARG_DATUM(1);
+	nulls[0] = nulls[1] = ' ';
+	values[at] = PG_ARGISNULL(leasearg) ? (Datum) 0 : PG_GETARG_DATUM(leasearg);
+	nulls[at] = PG_ARGISNULL(leasearg) ? 'n' : ' ';
+}
+
+/* An optional argument into values/nulls[at]. */
+static void
+fin_opt_arg(FunctionCallInfo fcinfo, int argno, Datum *values, char *nulls, int at)
+{
+	values[at] = PG_ARGISNULL(argno) ? (Datum) 0 : PG_GETARG_DATUM(argno);
+	nulls[at] = PG_ARGISNULL(argno) ? 'n' : ' ';
+}
+
+/*
+ * jobq.heartbeat(queue, id, state jsonb, progress real, message text,
+ *				  lease uuid) returns text
+ *
+ * Extends the lease by the job's timeout, saves state, progress and message
+ * (NULL keeps them) and returns the job's desired_status, which tells the
+ * worker to go on ("running") or to stop.
+ */
+Datum
+jobq_heartbeat(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[7] = {TEXTOID, TEXTOID, JSONBOID, FLOAT4OID, TEXTOID, UUIDOID,
+	TIMESTAMPTZOID};
+	Datum		values[7];
+	char		nulls[7];
+	text	   *desired;
+
+	fin_key_args(fcinfo, 5, values, nulls, 5);
+	fin_opt_arg(fcinfo, 2, values, nulls, 2);
+	fin_opt_arg(fcinfo, 3, values, nulls, 3);
+	fin_opt_arg(fcinfo, 4, values, nulls, 4);
+	if (!PG_ARGISNULL(3))
+	{
+		float4		progress = PG_GETARG_FLOAT4(3);
+
+		if (!(progress >= 0 && progress <= 100))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("progress must be between 0 and 100, got %g", progress)));
+	}
+	values[6] = TimestampTzGetDatum(GetCurrentTimestamp());
+	nulls[6] = ' ';
+
+	SPI_connect();
+	jobq_plan(&plan,
+			  "UPDATE jobq.jobs j SET lease_expires_at = $7 + j.timeout,"
+			  " state = COALESCE($3, j.state),"
+			  " progress = COALESCE($4, j.progress),"
+			  " message = COALESCE($5, j.message), updated_at = $7"
+			  " WHERE j.queue = $1 AND j.id = $2 AND j.status = 'running'"
+			  " AND ($6::uuid IS NULL OR j.lease = $6)"
+			  " RETURNING j.desired_status",
+			  7, argtypes);
+	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "jobq: heartbeat failed");
+	if (SPI_processed == 0)
+		jobq_raise_not_leased(values[0], values[1], values[5], nulls[5] == 'n');
+	desired = cstring_to_text(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	desired = (text *) SPI_datumTransfer(PointerGetDatum(desired), false, -1);
+	SPI_finish();
+	PG_RETURN_TEXT_P(desired);
+}
+
+/*
+ * jobq.complete(queue, id, result jsonb, lease uuid) returns void
+ *
+ * Ends the running job as finished with its result: the run moves from the
+ * live set to jobq.history in one statement.
+ */
+Datum
+jobq_complete(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[5] = {TEXTOID, TEXTOID, JSONBOID, UUIDOID, TIMESTAMPTZOID};
+	Datum		values[5];
+	char		nulls[5];
+
+	fin_key_args(fcinfo, 3, values, nulls, 3);
+	fin_opt_arg(fcinfo, 2, values, nulls, 2);
+	values[4] = TimestampTzGetDatum(GetCurrentTimestamp());
+	nulls[4] = ' ';
+
+	SPI_connect();
+	jobq_plan(&plan,
+			  "WITH d AS (DELETE FROM jobq.jobs j"
+			  "  WHERE j.queue = $1 AND j.id = $2 AND j.status = 'running'"
+			  "  AND ($4::uuid IS NULL OR j.lease = $4) RETURNING j.*)"
+			  " INSERT INTO jobq.history (queue, id, run, version, status, desired_status,"
+			  "  payload, state, result, priority, run_at, timeout, max_retries, attempt,"
+			  "  worker, progress, message, persist, rollback_enabled, created_by,"
+			  "  created_at, started_at, updated_at, finished_at)"
+			  " SELECT d.queue, d.id, d.run, d.version, 'finished', d.desired_status,"
+			  "  d.payload, d.state, $3, d.priority, d.run_at, d.timeout, d.max_retries,"
+			  "  d.attempt, d.worker, 100, d.message, d.persist, d.rollback_enabled,"
+			  "  d.created_by, d.created_at, d.started_at, $5, $5 FROM d",
+			  5, argtypes);
+	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "jobq: complete failed");
+	if (SPI_processed == 0)
+		jobq_raise_not_leased(values[0], values[1], values[3], nulls[3] == 'n');
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * jobq.fail(queue, id, error text, retry bool, lease uuid) returns text
+ *
+ * Records the failure as an error event with the attempt number. The fast
+ * path (one statement) puts a job that may retry back to pending with
+ * exponential backoff: run_at = now + least(retry_cap, retry_base *
+ * 2^(attempt-1)). Everything else (no retry, attempts spent, a stop or
+ * cancel request, rollback, errors) is jobq._fail_final's. Returns the new
+ * status.
+ */
+Datum
+jobq_fail(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr final_plan = NULL;
+	Oid			argtypes[6] = {TEXTOID, TEXTOID, TEXTOID, BOOLOID, UUIDOID, TIMESTAMPTZOID};
+	Datum		values[6];
+	char		nulls[6];
+	text	   *status;
+
+	fin_key_args(fcinfo, 4, values, nulls, 4);
+	fin_opt_arg(fcinfo, 2, values, nulls, 2);
+	values[3] = BoolGetDatum(PG_ARGISNULL(3) ? true : PG_GETARG_BOOL(3));
+	nulls[3] = ' ';
+	values[5] = TimestampTzGetDatum(GetCurrentTimestamp());
+	nulls[5] = ' ';
+
+	SPI_connect();
+	jobq_plan(&plan,
+			  "WITH u AS (UPDATE jobq.jobs j SET status = 'pending',"
+			  "  run_at = $6 + LEAST(q.retry_cap, q.retry_base"
+			  "    * pg_catalog.power(2, LEAST(j.attempt - 1, 30))),"
+			  "  lease = NULL, lease_expires_at = NULL, worker = NULL, updated_at = $6"
+			  "  FROM jobq.queues q"
+			  "  WHERE j.queue = $1 AND j.id = $2 AND j.status = 'running'"
+			  "  AND ($5::uuid IS NULL OR j.lease = $5) AND q.queue = j.queue AND $4"
+			  "  AND j.desired_status = 'running'"
+			  "  AND (j.max_retries < 0 OR j.attempt <= j.max_retries)"
+			  "  RETURNING j.queue, j.id, j.run, j.version, j.attempt, j.run_at)"
+			  " INSERT INTO jobq.job_events (queue, id, run, version, attempt, level,"
+			  "  message, detail)"
+			  " SELECT u.queue, u.id, u.run, u.version, u.attempt, 'error',"
+			  "  COALESCE($3, 'failed'), pg_catalog.jsonb_build_object("
+			  "  'attempt', u.attempt, 'retry', true, 'next_run_at', u.run_at) FROM u",
+			  6, argtypes);
+	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "jobq: fail failed");
+	if (SPI_processed == 1)
+		status = cstring_to_text("pending");
+	else
+	{
+		jobq_plan(&final_plan, "SELECT jobq._fail_final($1, $2, $3, $4, $5)", 5, argtypes);
+		if (SPI_execute_plan(final_plan, values, nulls, false, 1) != SPI_OK_SELECT ||
+			SPI_processed != 1)
+			elog(ERROR, "jobq: _fail_final failed");
+		status = cstring_to_text(SPI_getvalue(SPI_tuptable->vals[0],
+											  SPI_tuptable->tupdesc, 1));
+	}
+	status = (text *) SPI_datumTransfer(PointerGetDatum(status), false, -1);
+	SPI_finish();
+	PG_RETURN_TEXT_P(status);
+}

@@ -1,0 +1,32 @@
+/*-------------------------------------------------------------------------
+ *
+ * jobq.h
+ *	  Declarations shared by jobq's C files: the SQL-callable hot path
+ *	  (lease.c, finish.c), argument checks (args.c), prepared-plan cache
+ *	  (plan.c), GUCs and _PG_init (jobq.c), and the background worker
+ *	  (bgworker/).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef JOBQ_H
+#define JOBQ_H
+
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "fmgr.h"
+
+#define JOBQ_QUEUE_MAXLEN	128
+#define JOBQ_LEASE_MAX		10000
+
+/* args.c */
+extern char *jobq_queue_arg(FunctionCallInfo fcinfo, int argno);
+extern char *jobq_id_arg(FunctionCallInfo fcinfo, int argno);
+extern void jobq_check_queue_name(const char *queue);
+extern void jobq_check_positive_interval(Datum interval, const char *argname);
+
+/* plan.c */
+extern SPIPlanPtr jobq_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes);
+extern void jobq_raise_not_leased(Datum queue, Datum id, Datum lease, bool lease_isnull);
+
+#endif							/* JOBQ_H */

@@ -1,0 +1,88 @@
+/*-------------------------------------------------------------------------
+ *
+ * plan.c
+ *	  The per-backend cache of jobq's prepared hot-path statements, and the
+ *	  diagnosis of a call that found no lease to act on.
+ *
+ *	  Each statement is prepared on first use with SPI_prepare and kept with
+ *	  SPI_keepplan for the life of the backend. The plan cache revalidates
+ *	  kept plans when the tables they use change (even when the extension is
+ *	  dropped and created again), since statements are re-analysed by name.
+ *	  Every name in them is schema-qualified.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+#include "utils/uuid.h"
+
+#include "jobq.h"
+
+/*
+ * jobq_plan: the kept plan in *cache, preparing sql first if needed.
+ * The caller is connected to SPI.
+ */
+SPIPlanPtr
+jobq_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
+{
+	if (*cache == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "jobq: SPI_prepare failed: %s",
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "jobq: SPI_keepplan failed");
+		*cache = plan;
+	}
+	return *cache;
+}
+
+/*
+ * jobq_raise_not_leased: called when heartbeat/complete/fail/release found
+ * no running job with the given token; raises the error that says why:
+ * P0002 when the job is not live, 55000 when it is not running or the token
+ * is stale. The caller is connected to SPI.
+ */
+void
+jobq_raise_not_leased(Datum queue, Datum id, Datum lease, bool lease_isnull)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2] = {queue, id};
+	char	   *q = TextDatumGetCString(queue);
+	char	   *i = TextDatumGetCString(id);
+	char	   *status;
+	bool		isnull;
+	Datum		current;
+
+	jobq_plan(&plan,
+			  "SELECT status, lease FROM jobq.jobs"
+			  " WHERE queue OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2",
+			  2, argtypes);
+	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "jobq: lease diagnosis failed");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("job \"%s\" is not live in queue \"%s\"", i, q)));
+	status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (strcmp(status, "running") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("job \"%s\" in queue \"%s\" is not running (status %s)", i, q, status)));
+	current = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	if (!lease_isnull &&
+		(isnull || !DatumGetBool(DirectFunctionCall2(uuid_eq, current, lease))))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("stale lease for job \"%s\" in queue \"%s\"", i, q),
+				 errdetail("The lease token is not the job's current one: the lease expired and the job was leased again, or it was released.")));
+	/* Running with the right token, yet not updated: it changed under us. */
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("job \"%s\" in queue \"%s\" changed concurrently", i, q)));
+}

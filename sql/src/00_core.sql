@@ -1,0 +1,920 @@
+/*
+ * jobq 0.1.0 install script, part 00: the job model and the core SQL API.
+ *
+ * Storage:
+ *   jobq.queues        one row per queue, with its defaults and settings
+ *   jobq.jobs          the live set (pending, running, stopped), partitioned by `persist`
+ *                      into jobq.jobs_persistent (logged) and jobq.jobs_unlogged (UNLOGGED);
+ *                      `lease` scans only its partial index over pending rows
+ *   jobq.history       ended runs (finished, failed, cancelled), kept for the queue's retention
+ *   jobq.job_events    append-only log per job: errors, warnings, notable transitions
+ *
+ * A job moves from jobq.jobs to jobq.history when it ends, so enqueueing the same id again
+ * starts a new run. `(queue, id)` is unique among live jobs across both partitions: the
+ * primary key covers one partition, and enqueue with a client-given id takes a transaction
+ * advisory lock on the key and checks the other partition.
+ *
+ * The hot path (lease, heartbeat, complete, fail) is C in extension/; the rest is here.
+ * The parts of this script are concatenated in file name order into jobq--0.1.0.sql.
+ */
+
+\echo Use "CREATE EXTENSION jobq" to load this file. \quit
+
+/* ---------------------------------------------------------------- storage */
+
+CREATE TABLE jobq.queues (
+	queue		text PRIMARY KEY,
+	timeout		interval NOT NULL DEFAULT '30 seconds',
+	max_retries	integer NOT NULL DEFAULT 3,
+	retry_base	interval NOT NULL DEFAULT '1 second',
+	retry_cap	interval NOT NULL DEFAULT '1 hour',
+	retention	interval NOT NULL DEFAULT '7 days',
+	paused		boolean NOT NULL DEFAULT false,
+	max_running	integer,
+	created_at	timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+	updated_at	timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
+);
+COMMENT ON TABLE jobq.queues IS 'jobq queues and their settings (write through jobq.create_queue/alter_queue)';
+
+CREATE SEQUENCE jobq.run_seq CACHE 64;
+COMMENT ON SEQUENCE jobq.run_seq IS 'identifies each run of a job, and orders jobs by enqueue';
+
+/* The row type every job-returning function returns; live and history rows share it. */
+CREATE TYPE jobq.job AS (
+	queue			text,
+	id				text,
+	run				bigint,
+	version			integer,
+	status			text,
+	desired_status	text,
+	payload			jsonb,
+	state			jsonb,
+	result			jsonb,
+	priority		integer,
+	run_at			timestamptz,
+	timeout			interval,
+	max_retries		integer,
+	attempt			integer,
+	lease			uuid,
+	lease_expires_at timestamptz,
+	worker			text,
+	progress		real,
+	message			text,
+	persist			boolean,
+	rollback_enabled boolean,
+	created_by		text,
+	created_at		timestamptz,
+	started_at		timestamptz,
+	updated_at		timestamptz,
+	finished_at		timestamptz
+);
+COMMENT ON TYPE jobq.job IS 'a job (live) or one of its ended runs';
+
+CREATE TABLE jobq.jobs (
+	queue			text NOT NULL,
+	id				text NOT NULL,
+	run				bigint NOT NULL DEFAULT pg_catalog.nextval('jobq.run_seq'),
+	version			integer NOT NULL DEFAULT 0,
+	status			text NOT NULL DEFAULT 'pending'
+		CHECK (status IN ('pending', 'running', 'stopped')),
+	desired_status	text NOT NULL DEFAULT 'running',
+	payload			jsonb NOT NULL DEFAULT '{}',
+	state			jsonb,
+	result			jsonb,
+	priority		integer NOT NULL DEFAULT 0,
+	run_at			timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+	timeout			interval NOT NULL,
+	max_retries		integer NOT NULL,
+	attempt			integer NOT NULL DEFAULT 0,
+	lease			uuid,
+	lease_expires_at timestamptz,
+	worker			text,
+	progress		real,
+	message			text,
+	persist			boolean NOT NULL DEFAULT true,
+	rollback_enabled boolean NOT NULL DEFAULT false,
+	created_by		text NOT NULL DEFAULT CURRENT_USER,
+	created_at		timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+	started_at		timestamptz,
+	updated_at		timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+	finished_at		timestamptz,
+	PRIMARY KEY (queue, id, persist)
+) PARTITION BY LIST (persist);
+COMMENT ON TABLE jobq.jobs IS 'live jobs (pending, running, stopped); ended runs move to jobq.history';
+
+CREATE TABLE jobq.jobs_persistent PARTITION OF jobq.jobs FOR VALUES IN (true)
+	WITH (fillfactor = 80);
+CREATE UNLOGGED TABLE jobq.jobs_unlogged PARTITION OF jobq.jobs FOR VALUES IN (false)
+	WITH (fillfactor = 80);
+COMMENT ON TABLE jobq.jobs_persistent IS 'live jobs enqueued with persist => true (WAL-logged)';
+COMMENT ON TABLE jobq.jobs_unlogged IS 'live jobs enqueued with persist => false (UNLOGGED: lost on a crash)';
+
+-- What lease scans: waiting jobs only, in lease order.
+CREATE INDEX jobs_pending_idx ON jobq.jobs (queue, priority, run_at, run)
+	WHERE status = 'pending';
+-- What the reaper scans: running jobs by lease expiry.
+CREATE INDEX jobs_running_idx ON jobq.jobs (lease_expires_at)
+	WHERE status = 'running';
+
+CREATE TABLE jobq.history (
+	LIKE jobq.jobs INCLUDING DEFAULTS,
+	deleted_at		timestamptz,
+	PRIMARY KEY (run)
+);
+ALTER TABLE jobq.history ADD CHECK (status IN ('finished', 'failed', 'cancelled'));
+COMMENT ON TABLE jobq.history IS 'ended runs of jobs (finished, failed, cancelled), purged after the queue''s retention';
+CREATE INDEX history_job_idx ON jobq.history (queue, id, run);
+CREATE INDEX history_finished_idx ON jobq.history (finished_at);
+CREATE INDEX history_created_idx ON jobq.history (created_at);
+
+CREATE TABLE jobq.job_events (
+	eid			bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	queue		text NOT NULL,
+	id			text NOT NULL,
+	run			bigint NOT NULL,
+	version		integer NOT NULL,
+	attempt		integer NOT NULL,
+	level		text NOT NULL CHECK (level IN ('info', 'warning', 'error')),
+	message		text NOT NULL,
+	detail		jsonb,
+	at			timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
+);
+COMMENT ON TABLE jobq.job_events IS 'per-job event log: errors, warnings and notable transitions';
+CREATE INDEX job_events_job_idx ON jobq.job_events (queue, id, eid);
+CREATE INDEX job_events_run_idx ON jobq.job_events (run);
+CREATE INDEX job_events_errors_idx ON jobq.job_events (queue, at) WHERE level = 'error';
+
+/* ------------------------------------------------------------- internals */
+
+CREATE FUNCTION jobq._valid_queue(queue text) RETURNS text
+	LANGUAGE c IMMUTABLE AS 'MODULE_PATHNAME', 'jobq_valid_queue';
+COMMENT ON FUNCTION jobq._valid_queue(text) IS
+	'returns queue if it is a valid queue name, else raises 22023';
+
+/*
+ * _queue(queue, create): the queue's row; creates it with defaults when missing and
+ * create is true, else raises P0002. Validates the name only on the slow path.
+ */
+CREATE FUNCTION jobq._queue(queue text, create_missing boolean DEFAULT true)
+RETURNS jobq.queues
+LANGUAGE plpgsql AS $$
+DECLARE
+	q jobq.queues;
+BEGIN
+	SELECT * INTO q FROM jobq.queues AS x WHERE x.queue = _queue.queue;
+	IF FOUND THEN
+		RETURN q;
+	END IF;
+	PERFORM jobq._valid_queue(queue);
+	IF NOT create_missing THEN
+		RAISE EXCEPTION 'queue "%" does not exist', queue USING ERRCODE = 'no_data_found';
+	END IF;
+	INSERT INTO jobq.queues AS x (queue) VALUES (_queue.queue) ON CONFLICT DO NOTHING;
+	SELECT * INTO q FROM jobq.queues AS x WHERE x.queue = _queue.queue;
+	RETURN q;
+END
+$$;
+
+CREATE FUNCTION jobq._check_id(id text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+	IF id IS NULL OR id = '' THEN
+		RAISE EXCEPTION 'id must not be empty' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF pg_catalog.length(id) > 256 THEN
+		RAISE EXCEPTION 'id is longer than 256 characters' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN id;
+END
+$$;
+
+/* Serialises enqueues of one client-given (queue, id) across the two partitions. */
+CREATE FUNCTION jobq._lock_key(queue text, id text) RETURNS void
+LANGUAGE sql AS $$
+	SELECT pg_catalog.pg_advisory_xact_lock(1785684593, pg_catalog.hashtext(queue || E'\x1f' || id))
+$$;
+
+/*
+ * Wakes workers waiting for jobs of a queue. NOTIFY is only a hint: when the notification
+ * queue is half full (a listener idle in a transaction), skip it rather than let COMMIT fail.
+ */
+CREATE FUNCTION jobq._notify(queue text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+	IF pg_catalog.pg_notification_queue_usage() < 0.5 THEN
+		PERFORM pg_catalog.pg_notify('jobq', queue);
+	END IF;
+END
+$$;
+
+CREATE FUNCTION jobq._check_timeout(timeout interval, argname text DEFAULT 'timeout')
+RETURNS interval
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+	IF timeout IS NOT NULL AND timeout <= interval '0' THEN
+		RAISE EXCEPTION '% must be positive, got %', argname, timeout
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN timeout;
+END
+$$;
+
+/* Appends an event to a job's log; the job's current run, version and attempt are taken. */
+CREATE FUNCTION jobq._event(j jobq.jobs, level text, message text, detail jsonb DEFAULT NULL)
+RETURNS bigint
+LANGUAGE sql AS $$
+	INSERT INTO jobq.job_events (queue, id, run, version, attempt, level, message, detail)
+	VALUES (j.queue, j.id, j.run, j.version, j.attempt, level, message, detail)
+	RETURNING eid
+$$;
+
+/*
+ * _end(j, status, result, error): moves live job j to the history with a terminal status.
+ * The caller holds j's row lock (it selected j FOR UPDATE).
+ */
+CREATE FUNCTION jobq._end(j jobq.jobs, status text, result jsonb DEFAULT NULL)
+RETURNS jobq.job
+LANGUAGE plpgsql AS $$
+DECLARE
+	r jobq.job;
+	now timestamptz := pg_catalog.clock_timestamp();
+BEGIN
+	DELETE FROM jobq.jobs x WHERE x.queue = j.queue AND x.id = j.id AND x.persist = j.persist;
+	INSERT INTO jobq.history (queue, id, run, version, status, desired_status, payload, state,
+		result, priority, run_at, timeout, max_retries, attempt, lease, lease_expires_at, worker,
+		progress, message, persist, rollback_enabled, created_by, created_at, started_at,
+		updated_at, finished_at)
+	VALUES (j.queue, j.id, j.run, j.version, _end.status, j.desired_status, j.payload, j.state,
+		_end.result, j.priority, j.run_at, j.timeout, j.max_retries, j.attempt, NULL, NULL,
+		j.worker, j.progress, j.message, j.persist, j.rollback_enabled, j.created_by,
+		j.created_at, j.started_at, now, now)
+	RETURNING queue, id, run, version, status, desired_status, payload, state, result,
+		priority, run_at, timeout, max_retries, attempt, lease, lease_expires_at, worker,
+		progress, message, persist, rollback_enabled, created_by, created_at, started_at,
+		updated_at, finished_at
+	INTO r;
+	RETURN r;
+END
+$$;
+
+/*
+ * _live(queue, id, lease): the live job, locked FOR UPDATE, for a call that needs the
+ * current lease: raises P0002 when the job is not live, 55000 when it is not running or
+ * lease is given and is not the job's current token.
+ */
+CREATE FUNCTION jobq._leased(queue text, id text, lease uuid) RETURNS jobq.jobs
+LANGUAGE plpgsql AS $$
+DECLARE
+	j jobq.jobs;
+BEGIN
+	SELECT * INTO j FROM jobq.jobs x WHERE x.queue = _leased.queue AND x.id = _leased.id
+		FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'job "%" is not live in queue "%"', id, queue
+			USING ERRCODE = 'no_data_found';
+	END IF;
+	IF j.status <> 'running' THEN
+		RAISE EXCEPTION 'job "%" in queue "%" is not running (status %)', id, queue, j.status
+			USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+	IF lease IS NOT NULL AND j.lease IS DISTINCT FROM lease THEN
+		RAISE EXCEPTION 'stale lease for job "%" in queue "%"', id, queue
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				DETAIL = 'The lease token is not the job''s current one: the lease expired and the job was leased again, or it was released.';
+	END IF;
+	RETURN j;
+END
+$$;
+
+/*
+ * _fail_final(queue, id, error, retry, lease): the slow path of jobq.fail, taken when the
+ * C fast path (retry with backoff) did not apply. Raises the right error when the job is
+ * not leased; otherwise records the failure and moves the job to where it must go:
+ * back to pending (retry while attempts remain, for callers without the fast path),
+ * stopped or cancelled when so desired, else failed.  Returns the new status.
+ */
+CREATE FUNCTION jobq._fail_final(queue text, id text, error text, retry boolean, lease uuid)
+RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+	j jobq.jobs;
+	q jobq.queues;
+	now timestamptz := pg_catalog.clock_timestamp();
+	backoff interval;
+BEGIN
+	j := jobq._leased(queue, id, lease);
+	PERFORM jobq._event(j, 'error', COALESCE(error, 'failed'),
+		pg_catalog.jsonb_build_object('attempt', j.attempt, 'retry', retry));
+	IF j.desired_status = 'stopped' THEN
+		UPDATE jobq.jobs x SET status = 'stopped', lease = NULL, lease_expires_at = NULL,
+			worker = NULL, updated_at = now
+		WHERE x.queue = j.queue AND x.id = j.id AND x.persist = j.persist;
+		RETURN 'stopped';
+	ELSIF j.desired_status = 'cancelled' THEN
+		PERFORM jobq._end(j, 'cancelled');
+		RETURN 'cancelled';
+	ELSIF retry AND (j.max_retries < 0 OR j.attempt <= j.max_retries) THEN
+		SELECT * INTO q FROM jobq.queues x WHERE x.queue = j.queue;
+		backoff := LEAST(q.retry_cap, q.retry_base * pg_catalog.power(2, LEAST(j.attempt - 1, 30)));
+		UPDATE jobq.jobs x SET status = 'pending', run_at = now + backoff, lease = NULL,
+			lease_expires_at = NULL, worker = NULL, updated_at = now
+		WHERE x.queue = j.queue AND x.id = j.id AND x.persist = j.persist;
+		RETURN 'pending';
+	END IF;
+	PERFORM jobq._end(j, 'failed');
+	RETURN 'failed';
+END
+$$;
+
+/* ------------------------------------------------------------------ queues */
+
+CREATE FUNCTION jobq.create_queue(
+	queue text,
+	timeout interval DEFAULT '30 seconds',
+	max_retries integer DEFAULT 3,
+	retention interval DEFAULT '7 days',
+	retry_base interval DEFAULT '1 second',
+	retry_cap interval DEFAULT '1 hour',
+	max_running integer DEFAULT NULL,
+	paused boolean DEFAULT false)
+RETURNS jobq.queues
+LANGUAGE plpgsql AS $$
+DECLARE
+	q jobq.queues;
+BEGIN
+	PERFORM jobq._valid_queue(queue);
+	PERFORM jobq._check_timeout(timeout);
+	PERFORM jobq._check_timeout(retry_base, 'retry_base');
+	PERFORM jobq._check_timeout(retry_cap, 'retry_cap');
+	IF timeout IS NULL OR max_retries IS NULL OR retention IS NULL OR retry_base IS NULL
+		OR retry_cap IS NULL OR paused IS NULL THEN
+		RAISE EXCEPTION 'queue settings must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF retention < interval '0' THEN
+		RAISE EXCEPTION 'retention must not be negative, got %', retention
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF max_running IS NOT NULL AND max_running < 1 THEN
+		RAISE EXCEPTION 'max_running must be at least 1, got %', max_running
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	INSERT INTO jobq.queues AS x (queue, timeout, max_retries, retention, retry_base, retry_cap,
+		max_running, paused)
+	VALUES (queue, timeout, max_retries, retention, retry_base, retry_cap, max_running, paused)
+	ON CONFLICT DO NOTHING
+	RETURNING * INTO q;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'queue "%" already exists', queue USING ERRCODE = 'unique_violation';
+	END IF;
+	RETURN q;
+END
+$$;
+COMMENT ON FUNCTION jobq.create_queue(text, interval, integer, interval, interval, interval, integer, boolean) IS
+	'creates a queue with its defaults (timeout, max_retries, retention, retry backoff base and cap, max_running, paused); 23505 if it exists';
+
+CREATE FUNCTION jobq.alter_queue(
+	queue text,
+	timeout interval DEFAULT NULL,
+	max_retries integer DEFAULT NULL,
+	retention interval DEFAULT NULL,
+	retry_base interval DEFAULT NULL,
+	retry_cap interval DEFAULT NULL,
+	max_running integer DEFAULT NULL)
+RETURNS jobq.queues
+LANGUAGE plpgsql AS $$
+DECLARE
+	q jobq.queues;
+BEGIN
+	PERFORM jobq._check_timeout(timeout);
+	PERFORM jobq._check_timeout(retry_base, 'retry_base');
+	PERFORM jobq._check_timeout(retry_cap, 'retry_cap');
+	IF retention < interval '0' THEN
+		RAISE EXCEPTION 'retention must not be negative, got %', retention
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF max_running < 0 THEN
+		RAISE EXCEPTION 'max_running must not be negative, got % (0 removes the cap)', max_running
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	UPDATE jobq.queues x SET
+		timeout = COALESCE(alter_queue.timeout, x.timeout),
+		max_retries = COALESCE(alter_queue.max_retries, x.max_retries),
+		retention = COALESCE(alter_queue.retention, x.retention),
+		retry_base = COALESCE(alter_queue.retry_base, x.retry_base),
+		retry_cap = COALESCE(alter_queue.retry_cap, x.retry_cap),
+		max_running = CASE WHEN alter_queue.max_running IS NULL THEN x.max_running
+			WHEN alter_queue.max_running = 0 THEN NULL ELSE alter_queue.max_running END,
+		updated_at = pg_catalog.clock_timestamp()
+	WHERE x.queue = alter_queue.queue
+	RETURNING * INTO q;
+	IF NOT FOUND THEN
+		PERFORM jobq._valid_queue(queue);
+		RAISE EXCEPTION 'queue "%" does not exist', queue USING ERRCODE = 'no_data_found';
+	END IF;
+	RETURN q;
+END
+$$;
+COMMENT ON FUNCTION jobq.alter_queue(text, interval, integer, interval, interval, interval, integer) IS
+	'changes a queue''s settings (NULL keeps a setting; max_running 0 removes the cap); existing jobs keep theirs';
+
+CREATE FUNCTION jobq.drop_queue(queue text, force boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM jobq._queue(queue, false);
+	PERFORM 1 FROM jobq.queues x WHERE x.queue = drop_queue.queue FOR UPDATE;
+	IF NOT force AND EXISTS (SELECT 1 FROM jobq.jobs x WHERE x.queue = drop_queue.queue) THEN
+		RAISE EXCEPTION 'queue "%" has live jobs', queue
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				HINT = 'Use force => true to drop the queue with its jobs.';
+	END IF;
+	DELETE FROM jobq.jobs x WHERE x.queue = drop_queue.queue;
+	DELETE FROM jobq.history x WHERE x.queue = drop_queue.queue;
+	DELETE FROM jobq.job_events x WHERE x.queue = drop_queue.queue;
+	DELETE FROM jobq.queues x WHERE x.queue = drop_queue.queue;
+END
+$$;
+COMMENT ON FUNCTION jobq.drop_queue(text, boolean) IS
+	'drops a queue with its history and events; refuses (55000) while it has live jobs unless force';
+
+CREATE FUNCTION jobq.pause_queue(queue text) RETURNS jobq.queues
+LANGUAGE plpgsql AS $$
+DECLARE
+	q jobq.queues;
+BEGIN
+	PERFORM jobq._queue(queue, false);
+	UPDATE jobq.queues x SET paused = true, updated_at = pg_catalog.clock_timestamp()
+	WHERE x.queue = pause_queue.queue RETURNING * INTO q;
+	RETURN q;
+END
+$$;
+COMMENT ON FUNCTION jobq.pause_queue(text) IS
+	'pauses a queue: enqueue still works, lease returns nothing until resume_queue';
+
+CREATE FUNCTION jobq.resume_queue(queue text) RETURNS jobq.queues
+LANGUAGE plpgsql AS $$
+DECLARE
+	q jobq.queues;
+BEGIN
+	PERFORM jobq._queue(queue, false);
+	UPDATE jobq.queues x SET paused = false, updated_at = pg_catalog.clock_timestamp()
+	WHERE x.queue = resume_queue.queue RETURNING * INTO q;
+	PERFORM jobq._notify(queue);
+	RETURN q;
+END
+$$;
+COMMENT ON FUNCTION jobq.resume_queue(text) IS 'resumes a paused queue';
+
+/* ----------------------------------------------------------------- enqueue */
+
+CREATE FUNCTION jobq.enqueue(
+	queue text,
+	payload jsonb DEFAULT '{}',
+	id text DEFAULT NULL,
+	timeout interval DEFAULT NULL,
+	max_retries integer DEFAULT NULL,
+	persist boolean DEFAULT true,
+	run_at timestamptz DEFAULT NULL,
+	priority integer DEFAULT 0,
+	state jsonb DEFAULT NULL)
+RETURNS jobq.job
+LANGUAGE plpgsql AS $$
+DECLARE
+	q jobq.queues;
+	j jobq.job;
+BEGIN
+	q := jobq._queue(queue);
+	PERFORM jobq._check_timeout(timeout);
+	IF id IS NULL THEN
+		id := pg_catalog.gen_random_uuid()::text;
+	ELSE
+		PERFORM jobq._check_id(id);
+		PERFORM jobq._lock_key(queue, id);
+		IF EXISTS (SELECT 1 FROM jobq.jobs x WHERE x.queue = enqueue.queue AND x.id = enqueue.id) THEN
+			RAISE EXCEPTION 'job "%" already exists in queue "%"', id, queue
+				USING ERRCODE = 'unique_violation';
+		END IF;
+	END IF;
+	INSERT INTO jobq.jobs AS x (queue, id, payload, state, priority, run_at, timeout,
+		max_retries, persist)
+	VALUES (queue, id, COALESCE(payload, '{}'), state,
+		COALESCE(priority, 0),
+		COALESCE(run_at, pg_catalog.clock_timestamp()),
+		COALESCE(timeout, q.timeout),
+		COALESCE(max_retries, q.max_retries),
+		COALESCE(persist, true))
+	ON CONFLICT DO NOTHING
+	RETURNING x.queue, x.id, x.run, x.version, x.status, x.desired_status, x.payload, x.state,
+		x.result, x.priority, x.run_at, x.timeout, x.max_retries, x.attempt, x.lease,
+		x.lease_expires_at, x.worker, x.progress, x.message, x.persist, x.rollback_enabled,
+		x.created_by, x.created_at, x.started_at, x.updated_at, x.finished_at
+	INTO j;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'job "%" already exists in queue "%"', id, queue
+			USING ERRCODE = 'unique_violation';
+	END IF;
+	PERFORM jobq._notify(queue);
+	RETURN j;
+END
+$$;
+COMMENT ON FUNCTION jobq.enqueue(text, jsonb, text, interval, integer, boolean, timestamptz, integer, jsonb) IS
+	'enqueues a job (id generated when NULL); creates the queue on first use; 23505 if (queue, id) is live';
+
+/*
+ * enqueue_batch(queue, jobs): jobs is a JSON array of objects with the optional keys
+ * id, payload, state, timeout (seconds, or an interval string), max_retries, persist
+ * (or relay's persist_data), run_at, priority. Returns the ids enqueued, in input order;
+ * ids that are already live are skipped (relay).
+ */
+CREATE FUNCTION jobq.enqueue_batch(queue text, jobs jsonb) RETURNS SETOF text
+LANGUAGE plpgsql AS $$
+DECLARE
+	q jobq.queues;
+	bad jsonb;
+BEGIN
+	q := jobq._queue(queue);
+	IF jobs IS NULL OR pg_catalog.jsonb_typeof(jobs) <> 'array' THEN
+		RAISE EXCEPTION 'jobs must be a JSON array of job objects' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	SELECT e INTO bad FROM pg_catalog.jsonb_array_elements(jobs) e
+	WHERE pg_catalog.jsonb_typeof(e) <> 'object'
+		OR (e ? 'id' AND pg_catalog.jsonb_typeof(e -> 'id') NOT IN ('string', 'number'))
+		OR (e ? 'timeout' AND pg_catalog.jsonb_typeof(e -> 'timeout') NOT IN ('string', 'number', 'null'))
+	LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'jobs: invalid job object %', bad USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+
+	PERFORM jobq._check_id(e ->> 'id') FROM pg_catalog.jsonb_array_elements(jobs) e WHERE e ? 'id';
+	PERFORM jobq._lock_key(queue, k.id) FROM (
+		SELECT DISTINCT e ->> 'id' AS id FROM pg_catalog.jsonb_array_elements(jobs) e
+		WHERE e ? 'id' ORDER BY 1) k;
+
+	RETURN QUERY
+	WITH src AS (
+		SELECT s.ord,
+			COALESCE(s.e ->> 'id', pg_catalog.gen_random_uuid()::text) AS id,
+			s.e ? 'id' AS given,
+			COALESCE(s.e -> 'payload', '{}') AS payload,
+			s.e -> 'state' AS state,
+			jobq._check_timeout(CASE pg_catalog.jsonb_typeof(s.e -> 'timeout')
+				WHEN 'number' THEN pg_catalog.make_interval(secs => (s.e ->> 'timeout')::float8)
+				WHEN 'string' THEN (s.e ->> 'timeout')::interval END) AS timeout,
+			(s.e ->> 'max_retries')::integer AS max_retries,
+			COALESCE((s.e ->> 'persist')::boolean, (s.e ->> 'persist_data')::boolean,
+				true) AS persist,
+			(s.e ->> 'run_at')::timestamptz AS run_at,
+			(s.e ->> 'priority')::integer AS priority
+		FROM pg_catalog.jsonb_array_elements(jobs) WITH ORDINALITY AS s(e, ord)),
+	b AS (SELECT DISTINCT ON (src.id) * FROM src ORDER BY src.id, src.ord),
+	ins AS (
+		INSERT INTO jobq.jobs AS x (queue, id, payload, state, priority, run_at, timeout,
+			max_retries, persist)
+		SELECT enqueue_batch.queue, b.id, b.payload, b.state, COALESCE(b.priority, 0),
+			COALESCE(b.run_at, pg_catalog.clock_timestamp()),
+			COALESCE(b.timeout, q.timeout),
+			COALESCE(b.max_retries, q.max_retries), b.persist
+		FROM b
+		WHERE NOT b.given OR NOT EXISTS (
+			SELECT 1 FROM jobq.jobs y WHERE y.queue = enqueue_batch.queue AND y.id = b.id)
+		ORDER BY b.ord
+		ON CONFLICT DO NOTHING
+		RETURNING x.id)
+	SELECT ins.id FROM ins JOIN b ON b.id = ins.id ORDER BY b.ord;
+	PERFORM jobq._notify(queue);
+END
+$$;
+COMMENT ON FUNCTION jobq.enqueue_batch(text, jsonb) IS
+	'enqueues a JSON array of jobs into one queue; returns the ids enqueued; live duplicates are skipped';
+
+/* ------------------------------------------------------------- hot path (C) */
+
+CREATE FUNCTION jobq.lease(
+	queue text,
+	worker text DEFAULT NULL,
+	n integer DEFAULT 1,
+	timeout interval DEFAULT NULL)
+RETURNS TABLE (queue text, id text, run bigint, version integer, attempt integer, lease uuid,
+	payload jsonb, state jsonb, timeout interval, lease_expires_at timestamptz,
+	max_retries integer, priority integer, persist boolean, run_at timestamptz,
+	created_at timestamptz)
+LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'jobq_lease';
+COMMENT ON FUNCTION jobq.lease(text, text, integer, interval) IS
+	'leases up to n (1..10000) due pending jobs of an unpaused queue, by priority, run_at, enqueue order; FOR UPDATE SKIP LOCKED';
+
+CREATE FUNCTION jobq.heartbeat(
+	queue text,
+	id text,
+	state jsonb DEFAULT NULL,
+	progress real DEFAULT NULL,
+	message text DEFAULT NULL,
+	lease uuid DEFAULT NULL)
+RETURNS text
+LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'jobq_heartbeat';
+COMMENT ON FUNCTION jobq.heartbeat(text, text, jsonb, real, text, uuid) IS
+	'extends a running job''s lease by its timeout, saves state/progress/message; returns desired_status';
+
+CREATE FUNCTION jobq.complete(
+	queue text,
+	id text,
+	result jsonb DEFAULT NULL,
+	lease uuid DEFAULT NULL)
+RETURNS void
+LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'jobq_complete';
+COMMENT ON FUNCTION jobq.complete(text, text, jsonb, uuid) IS
+	'finishes a running job with its result; the run moves to the history';
+
+CREATE FUNCTION jobq.fail(
+	queue text,
+	id text,
+	error text DEFAULT NULL,
+	retry boolean DEFAULT true,
+	lease uuid DEFAULT NULL)
+RETURNS text
+LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'jobq_fail';
+COMMENT ON FUNCTION jobq.fail(text, text, text, boolean, uuid) IS
+	'records a failure (an error event); retries with backoff while attempts remain, else failed; returns the new status';
+
+/* ------------------------------------------------------------ other calls */
+
+CREATE FUNCTION jobq.release(
+	queue text,
+	id text,
+	state jsonb DEFAULT NULL,
+	lease uuid DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+	j jobq.jobs;
+	now timestamptz := pg_catalog.clock_timestamp();
+BEGIN
+	j := jobq._leased(queue, id, lease);
+	IF j.desired_status = 'cancelled' THEN
+		j.state := COALESCE(release.state, j.state);
+		PERFORM jobq._event(j, 'info', 'cancelled');
+		PERFORM jobq._end(j, 'cancelled');
+		RETURN 'cancelled';
+	END IF;
+	UPDATE jobq.jobs x SET
+		status = CASE WHEN j.desired_status = 'stopped' THEN 'stopped' ELSE 'pending' END,
+		state = COALESCE(release.state, x.state),
+		attempt = x.attempt - 1, lease = NULL, lease_expires_at = NULL, worker = NULL,
+		run_at = now, updated_at = now
+	WHERE x.queue = j.queue AND x.id = j.id AND x.persist = j.persist
+	RETURNING * INTO j;
+	IF j.status = 'stopped' THEN
+		PERFORM jobq._event(j, 'info', 'stopped');
+	ELSE
+		PERFORM jobq._notify(queue);
+	END IF;
+	RETURN j.status;
+END
+$$;
+COMMENT ON FUNCTION jobq.release(text, text, jsonb, uuid) IS
+	'gives a lease back without counting an attempt: the job goes to pending (or stopped/cancelled when so desired); returns the new status';
+
+CREATE FUNCTION jobq.reschedule(
+	queue text,
+	id text,
+	run_at timestamptz DEFAULT NULL,
+	payload jsonb DEFAULT NULL,
+	state jsonb DEFAULT NULL,
+	timeout interval DEFAULT NULL,
+	max_retries integer DEFAULT NULL)
+RETURNS jobq.job
+LANGUAGE plpgsql AS $$
+DECLARE
+	j jobq.job;
+	now timestamptz := pg_catalog.clock_timestamp();
+BEGIN
+	PERFORM jobq._check_timeout(timeout);
+	UPDATE jobq.jobs x SET status = 'pending', desired_status = 'running',
+		run_at = COALESCE(reschedule.run_at, now),
+		payload = COALESCE(reschedule.payload, x.payload),
+		state = COALESCE(reschedule.state, x.state),
+		timeout = COALESCE(reschedule.timeout, x.timeout),
+		max_retries = COALESCE(reschedule.max_retries, x.max_retries),
+		attempt = 0, lease = NULL, lease_expires_at = NULL, worker = NULL, updated_at = now
+	WHERE x.queue = reschedule.queue AND x.id = reschedule.id
+	RETURNING x.queue, x.id, x.run, x.version, x.status, x.desired_status, x.payload, x.state,
+		x.result, x.priority, x.run_at, x.timeout, x.max_retries, x.attempt, x.lease,
+		x.lease_expires_at, x.worker, x.progress, x.message, x.persist, x.rollback_enabled,
+		x.created_by, x.created_at, x.started_at, x.updated_at, x.finished_at
+	INTO j;
+	IF NOT FOUND THEN
+		PERFORM jobq._valid_queue(queue);
+		RAISE EXCEPTION 'job "%" is not live in queue "%"', id, queue USING ERRCODE = 'no_data_found';
+	END IF;
+	PERFORM jobq._notify(queue);
+	RETURN j;
+END
+$$;
+COMMENT ON FUNCTION jobq.reschedule(text, text, timestamptz, jsonb, jsonb, interval, integer) IS
+	'puts a live job back to pending at run_at (default now), optionally with a new payload, state, timeout, max_retries; attempts restart (relay)';
+
+/* ----------------------------------------------------------------- reading */
+
+CREATE FUNCTION jobq.get(queue text, id text) RETURNS jobq.job
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	j jobq.job;
+BEGIN
+	SELECT x.queue, x.id, x.run, x.version, x.status, x.desired_status, x.payload, x.state,
+		x.result, x.priority, x.run_at, x.timeout, x.max_retries, x.attempt, x.lease,
+		x.lease_expires_at, x.worker, x.progress, x.message, x.persist, x.rollback_enabled,
+		x.created_by, x.created_at, x.started_at, x.updated_at, x.finished_at
+	INTO j FROM jobq.jobs x WHERE x.queue = get.queue AND x.id = get.id;
+	IF NOT FOUND THEN
+		SELECT x.queue, x.id, x.run, x.version, x.status, x.desired_status, x.payload, x.state,
+			x.result, x.priority, x.run_at, x.timeout, x.max_retries, x.attempt, x.lease,
+			x.lease_expires_at, x.worker, x.progress, x.message, x.persist, x.rollback_enabled,
+			x.created_by, x.created_at, x.started_at, x.updated_at, x.finished_at
+		INTO j FROM jobq.history x WHERE x.queue = get.queue AND x.id = get.id
+		ORDER BY x.run DESC LIMIT 1;
+	END IF;
+	IF NOT FOUND THEN
+		PERFORM jobq._valid_queue(queue);
+		RAISE EXCEPTION 'job "%" not found in queue "%"', id, queue USING ERRCODE = 'no_data_found';
+	END IF;
+	RETURN j;
+END
+$$;
+COMMENT ON FUNCTION jobq.get(text, text) IS 'the live job, else its latest run; P0002 if unknown';
+
+CREATE FUNCTION jobq.exists(queue text, id text) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+	SELECT EXISTS (SELECT 1 FROM jobq.jobs x WHERE x.queue = $1 AND x.id = $2)
+$$;
+COMMENT ON FUNCTION jobq.exists(text, text) IS 'true when (queue, id) is a live job (pending, running, stopped)';
+
+CREATE FUNCTION jobq.runs(queue text, id text) RETURNS SETOF jobq.job
+LANGUAGE sql STABLE AS $$
+	SELECT x.queue, x.id, x.run, x.version, x.status, x.desired_status, x.payload, x.state,
+		x.result, x.priority, x.run_at, x.timeout, x.max_retries, x.attempt, x.lease,
+		x.lease_expires_at, x.worker, x.progress, x.message, x.persist, x.rollback_enabled,
+		x.created_by, x.created_at, x.started_at, x.updated_at, x.finished_at
+	FROM (
+		SELECT h.queue, h.id, h.run, h.version, h.status, h.desired_status, h.payload, h.state,
+			h.result, h.priority, h.run_at, h.timeout, h.max_retries, h.attempt, h.lease,
+			h.lease_expires_at, h.worker, h.progress, h.message, h.persist, h.rollback_enabled,
+			h.created_by, h.created_at, h.started_at, h.updated_at, h.finished_at
+		FROM jobq.history h WHERE h.queue = $1 AND h.id = $2
+		UNION ALL
+		SELECT l.queue, l.id, l.run, l.version, l.status, l.desired_status, l.payload, l.state,
+			l.result, l.priority, l.run_at, l.timeout, l.max_retries, l.attempt, l.lease,
+			l.lease_expires_at, l.worker, l.progress, l.message, l.persist, l.rollback_enabled,
+			l.created_by, l.created_at, l.started_at, l.updated_at, l.finished_at
+		FROM jobq.jobs l WHERE l.queue = $1 AND l.id = $2
+	) x ORDER BY x.run
+$$;
+COMMENT ON FUNCTION jobq.runs(text, text) IS 'every run of a job still kept, oldest first; the live one last';
+
+/*
+ * search(from_date, to_date, queue, status, lim, skip, sort, direction): jobs (live and
+ * ended runs) created in [from_date, to_date), paged and sorted by a whitelisted column.
+ */
+CREATE FUNCTION jobq.search(
+	from_date timestamptz DEFAULT NULL,
+	to_date timestamptz DEFAULT NULL,
+	queue text DEFAULT NULL,
+	status text DEFAULT NULL,
+	lim integer DEFAULT 100,
+	skip integer DEFAULT 0,
+	sort text DEFAULT 'created_at',
+	direction text DEFAULT 'asc')
+RETURNS SETOF jobq.job
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	IF lim IS NULL OR lim < 0 OR lim > 10000 THEN
+		RAISE EXCEPTION 'lim must be between 0 and 10000, got %', lim USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF skip IS NULL OR skip < 0 THEN
+		RAISE EXCEPTION 'skip must not be negative, got %', skip USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF sort IS NULL OR sort NOT IN ('created_at', 'started_at', 'finished_at', 'updated_at',
+		'run_at', 'priority', 'status', 'queue', 'id', 'run') THEN
+		RAISE EXCEPTION 'sort must be one of created_at, started_at, finished_at, updated_at, run_at, priority, status, queue, id, run; got %', sort
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF direction IS NULL OR pg_catalog.lower(direction) NOT IN ('asc', 'desc') THEN
+		RAISE EXCEPTION 'direction must be asc or desc, got %', direction USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF status IS NOT NULL AND status NOT IN ('pending', 'running', 'stopped', 'finished', 'failed', 'cancelled') THEN
+		RAISE EXCEPTION 'status must be one of pending, running, stopped, finished, failed, cancelled; got %', status
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN QUERY EXECUTE pg_catalog.format(
+		'SELECT * FROM (
+			SELECT h.queue, h.id, h.run, h.version, h.status, h.desired_status, h.payload, h.state,
+				h.result, h.priority, h.run_at, h.timeout, h.max_retries, h.attempt, h.lease,
+				h.lease_expires_at, h.worker, h.progress, h.message, h.persist, h.rollback_enabled,
+				h.created_by, h.created_at, h.started_at, h.updated_at, h.finished_at
+			FROM jobq.history h WHERE h.deleted_at IS NULL
+			UNION ALL
+			SELECT l.queue, l.id, l.run, l.version, l.status, l.desired_status, l.payload, l.state,
+				l.result, l.priority, l.run_at, l.timeout, l.max_retries, l.attempt, l.lease,
+				l.lease_expires_at, l.worker, l.progress, l.message, l.persist, l.rollback_enabled,
+				l.created_by, l.created_at, l.started_at, l.updated_at, l.finished_at
+			FROM jobq.jobs l) x
+		WHERE ($1 IS NULL OR x.created_at >= $1) AND ($2 IS NULL OR x.created_at < $2)
+			AND ($3 IS NULL OR x.queue = $3) AND ($4 IS NULL OR x.status = $4)
+		ORDER BY x.%I %s, x.run %s LIMIT $5 OFFSET $6',
+		sort, pg_catalog.lower(direction), pg_catalog.lower(direction))
+	USING from_date, to_date, queue, status, lim, skip;
+END
+$$;
+COMMENT ON FUNCTION jobq.search(timestamptz, timestamptz, text, text, integer, integer, text, text) IS
+	'jobs and runs created in [from_date, to_date), filtered by queue and status, paged (lim, skip) and sorted';
+
+CREATE FUNCTION jobq.events(queue text, id text, level text DEFAULT NULL)
+RETURNS SETOF jobq.job_events
+LANGUAGE sql STABLE AS $$
+	SELECT * FROM jobq.job_events e
+	WHERE e.queue = $1 AND e.id = $2 AND ($3 IS NULL OR e.level = $3)
+	ORDER BY e.eid
+$$;
+COMMENT ON FUNCTION jobq.events(text, text, text) IS 'a job''s events (all runs), oldest first, optionally of one level';
+
+CREATE FUNCTION jobq.log(queue text, id text, level text, message text, detail jsonb DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+	j jobq.jobs;
+BEGIN
+	IF level IS NULL OR level NOT IN ('info', 'warning', 'error') THEN
+		RAISE EXCEPTION 'level must be info, warning or error, got %', COALESCE(level, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF message IS NULL THEN
+		RAISE EXCEPTION 'message must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT * INTO j FROM jobq.jobs x WHERE x.queue = log.queue AND x.id = log.id;
+	IF NOT FOUND THEN
+		SELECT * INTO j FROM jobq.history x WHERE x.queue = log.queue AND x.id = log.id
+		ORDER BY x.run DESC LIMIT 1;
+	END IF;
+	IF NOT FOUND THEN
+		PERFORM jobq._valid_queue(queue);
+		RAISE EXCEPTION 'job "%" not found in queue "%"', id, queue USING ERRCODE = 'no_data_found';
+	END IF;
+	RETURN jobq._event(j, level, message, detail);
+END
+$$;
+COMMENT ON FUNCTION jobq.log(text, text, text, text, jsonb) IS
+	'appends an info, warning or error event to a job''s log; returns its id';
+
+/* ------------------------------------------------------------ observability */
+
+CREATE VIEW jobq.queue_stats AS
+SELECT q.queue, q.paused,
+	COALESCE(l.pending, 0) AS pending,
+	COALESCE(l.scheduled, 0) AS scheduled,
+	COALESCE(l.running, 0) AS running,
+	COALESCE(l.stopped, 0) AS stopped,
+	COALESCE(h.finished, 0) AS finished,
+	COALESCE(h.failed, 0) AS failed,
+	COALESCE(h.cancelled, 0) AS cancelled,
+	l.oldest_pending_at
+FROM jobq.queues q
+LEFT JOIN (
+	SELECT x.queue,
+		pg_catalog.count(*) FILTER (WHERE x.status = 'pending' AND x.run_at <= pg_catalog.now()) AS pending,
+		pg_catalog.count(*) FILTER (WHERE x.status = 'pending' AND x.run_at > pg_catalog.now()) AS scheduled,
+		pg_catalog.count(*) FILTER (WHERE x.status = 'running') AS running,
+		pg_catalog.count(*) FILTER (WHERE x.status = 'stopped') AS stopped,
+		pg_catalog.min(x.run_at) FILTER (WHERE x.status = 'pending') AS oldest_pending_at
+	FROM jobq.jobs x GROUP BY x.queue) l ON l.queue = q.queue
+LEFT JOIN (
+	SELECT x.queue,
+		pg_catalog.count(*) FILTER (WHERE x.status = 'finished') AS finished,
+		pg_catalog.count(*) FILTER (WHERE x.status = 'failed') AS failed,
+		pg_catalog.count(*) FILTER (WHERE x.status = 'cancelled') AS cancelled
+	FROM jobq.history x WHERE x.deleted_at IS NULL GROUP BY x.queue) h ON h.queue = q.queue;
+COMMENT ON VIEW jobq.queue_stats IS
+	'per queue: jobs due (pending), scheduled for later, running, stopped, and ended runs kept';
+
+/* The reaper's shared-memory status as JSON; replaced by bgworker/ when it is built. */
+CREATE FUNCTION jobq._reaper_info() RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT '{"present": false}'::jsonb
+$$;
+
+CREATE FUNCTION jobq.stats() RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT pg_catalog.jsonb_build_object(
+		'version', '0.1.0',
+		'database', pg_catalog.current_database(),
+		'at', pg_catalog.clock_timestamp(),
+		'queues', COALESCE((SELECT pg_catalog.jsonb_object_agg(s.queue,
+				pg_catalog.to_jsonb(s) - 'queue') FROM jobq.queue_stats s), '{}'),
+		'totals', (SELECT pg_catalog.jsonb_build_object(
+				'pending', COALESCE(pg_catalog.sum(s.pending), 0),
+				'scheduled', COALESCE(pg_catalog.sum(s.scheduled), 0),
+				'running', COALESCE(pg_catalog.sum(s.running), 0),
+				'stopped', COALESCE(pg_catalog.sum(s.stopped), 0),
+				'finished', COALESCE(pg_catalog.sum(s.finished), 0),
+				'failed', COALESCE(pg_catalog.sum(s.failed), 0),
+				'cancelled', COALESCE(pg_catalog.sum(s.cancelled), 0))
+			FROM jobq.queue_stats s),
+		'reaper', jobq._reaper_info())
+$$;
+COMMENT ON FUNCTION jobq.stats() IS 'queue counts, totals and the reaper''s last run, as JSON';

@@ -240,7 +240,7 @@ DECLARE
 	now timestamptz := pg_catalog.clock_timestamp();
 BEGIN
 	DELETE FROM jobq.jobs x WHERE x.queue = j.queue AND x.id = j.id AND x.persist = j.persist;
-	INSERT INTO jobq.history (queue, id, run, version, status, desired_status, payload, state,
+	INSERT INTO jobq.history AS h (queue, id, run, version, status, desired_status, payload, state,
 		result, priority, run_at, timeout, max_retries, attempt, lease, lease_expires_at, worker,
 		progress, message, persist, rollback_enabled, created_by, created_at, started_at,
 		updated_at, finished_at)
@@ -248,10 +248,10 @@ BEGIN
 		_end.result, j.priority, j.run_at, j.timeout, j.max_retries, j.attempt, NULL, NULL,
 		j.worker, j.progress, j.message, j.persist, j.rollback_enabled, j.created_by,
 		j.created_at, j.started_at, now, now)
-	RETURNING queue, id, run, version, status, desired_status, payload, state, result,
-		priority, run_at, timeout, max_retries, attempt, lease, lease_expires_at, worker,
-		progress, message, persist, rollback_enabled, created_by, created_at, started_at,
-		updated_at, finished_at
+	RETURNING h.queue, h.id, h.run, h.version, h.status, h.desired_status, h.payload, h.state,
+		h.result, h.priority, h.run_at, h.timeout, h.max_retries, h.attempt, h.lease,
+		h.lease_expires_at, h.worker, h.progress, h.message, h.persist, h.rollback_enabled,
+		h.created_by, h.created_at, h.started_at, h.updated_at, h.finished_at
 	INTO r;
 	RETURN r;
 END

@@ -12,7 +12,7 @@
  * A job moves from jobq.jobs to jobq.history when it ends, so enqueueing the same id again
  * starts a new run. `(queue, id)` is unique among live jobs across both partitions: the
  * primary key covers one partition, and enqueue with a client-given id takes a transaction
- * advisory lock on the key and checks the other partition.
+ * advisory lock on the key's bucket and checks the other partition.
  *
  * The hot path (lease, heartbeat, complete, fail) is C in extension/; the rest is here.
  * The parts of this script are concatenated in file name order into jobq--0.1.0.sql.
@@ -188,10 +188,19 @@ BEGIN
 END
 $$;
 
-/* Serialises enqueues of one client-given (queue, id) across the two partitions. */
-CREATE FUNCTION jobq._lock_key(queue text, id text) RETURNS void
+/*
+ * Serialises enqueues of one client-given (queue, id) across the two partitions: a
+ * transaction advisory lock on one of 1024 buckets of the key, so that a batch of any
+ * size holds at most 1024 locks (the lock table is finite). Generated ids need none.
+ */
+CREATE FUNCTION jobq._key_bucket(queue text, id text) RETURNS integer
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT pg_catalog.hashtext(queue || E'\x1f' || id) & 1023
+$$;
+
+CREATE FUNCTION jobq._lock_bucket(bucket integer) RETURNS void
 LANGUAGE sql AS $$
-	SELECT pg_catalog.pg_advisory_xact_lock(1785684593, pg_catalog.hashtext(queue || E'\x1f' || id))
+	SELECT pg_catalog.pg_advisory_xact_lock(1785684593, bucket)
 $$;
 
 /*
@@ -488,7 +497,7 @@ BEGIN
 		id := pg_catalog.gen_random_uuid()::text;
 	ELSE
 		PERFORM jobq._check_id(id);
-		PERFORM jobq._lock_key(queue, id);
+		PERFORM jobq._lock_bucket(jobq._key_bucket(queue, id));
 		IF EXISTS (SELECT 1 FROM jobq.jobs x WHERE x.queue = enqueue.queue AND x.id = enqueue.id) THEN
 			RAISE EXCEPTION 'job "%" already exists in queue "%"', id, queue
 				USING ERRCODE = 'unique_violation';
@@ -545,9 +554,9 @@ BEGIN
 	END IF;
 
 	PERFORM jobq._check_id(e ->> 'id') FROM pg_catalog.jsonb_array_elements(jobs) e WHERE e ? 'id';
-	PERFORM jobq._lock_key(queue, k.id) FROM (
-		SELECT DISTINCT e ->> 'id' AS id FROM pg_catalog.jsonb_array_elements(jobs) e
-		WHERE e ? 'id' ORDER BY 1) k;
+	PERFORM jobq._lock_bucket(k.bucket) FROM (
+		SELECT DISTINCT jobq._key_bucket(queue, e ->> 'id') AS bucket
+		FROM pg_catalog.jsonb_array_elements(jobs) e WHERE e ? 'id' ORDER BY 1) k;
 
 	RETURN QUERY
 	WITH src AS (

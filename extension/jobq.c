@@ -25,5 +25,6 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
+	jobq_reaper_init();
 	MarkGUCPrefixReserved("jobq");
 }

@@ -29,4 +29,8 @@ extern void jobq_check_positive_interval(Datum interval, const char *argname);
 extern SPIPlanPtr jobq_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes);
 extern void jobq_raise_not_leased(Datum queue, Datum id, Datum lease, bool lease_isnull);
 
+/* bgworker/reaper.c: GUCs, shared memory and registration; the worker */
+extern void jobq_reaper_init(void);
+extern PGDLLEXPORT void jobq_reaper_main(Datum main_arg);
+
 #endif							/* JOBQ_H */

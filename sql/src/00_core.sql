@@ -901,11 +901,13 @@ LEFT JOIN (
 COMMENT ON VIEW jobq.queue_stats IS
 	'per queue: jobs due (pending), scheduled for later, running, stopped, and ended runs kept';
 
-/* The reaper's shared-memory status as JSON; replaced by bgworker/ when it is built. */
+/*
+ * The state of the reaper serving this database, from shared memory (bgworker/): its last
+ * run (time, jobs reaped, runs purged, errors) and totals; {"present": false, ...} when no
+ * reaper serves this database.
+ */
 CREATE FUNCTION jobq._reaper_info() RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-	SELECT '{"present": false}'::jsonb
-$$;
+LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'jobq_reaper_info';
 
 CREATE FUNCTION jobq.stats() RETURNS jsonb
 LANGUAGE sql STABLE AS $$

@@ -1,0 +1,463 @@
+/*-------------------------------------------------------------------------
+ *
+ * reaper.c
+ *	  The jobq reaper: a background worker per database that gives jobs
+ *	  whose lease expired back to their queue (or fails them) and purges
+ *	  ended runs older than their queue's retention.
+ *
+ *	  Registration: when jobq is in shared_preload_libraries, _PG_init calls
+ *	  jobq_reaper_init, which defines the GUCs, installs the shared-memory
+ *	  hooks and registers one static worker per database in jobq.database.
+ *	  Without preload, jobq.start_reaper() (reaper_state.c) launches one for
+ *	  the current database as a dynamic worker. Either kind restarts
+ *	  REAPER_RESTART_SECS after it dies and right after crash recovery.
+ *
+ *	  The work is jobq.reap(batch) (sql/src/20_reaper.sql), the function
+ *	  tests call on demand. Each tick (jobq.reaper_interval) the worker runs
+ *	  it once per short transaction, again while a call comes back with a
+ *	  full batch of either kind of work: a transaction holds row locks on at
+ *	  most jobq.reaper_batch expired jobs and as many ended runs, taken with
+ *	  SKIP LOCKED, so a concurrent lease or complete never waits longer than
+ *	  one batch. An error aborts that transaction and ends the tick; it is
+ *	  logged and counted in shared memory, and the next tick tries again.
+ *
+ *	  Before each batch the worker checks, in the same transaction, that the
+ *	  extension exists in its database (and is not being created by this
+ *	  very session, as pg_cron checks); until then it waits, having logged
+ *	  that once.
+ *
+ *	  Signals: SIGTERM is die (the worker exits at the next
+ *	  CHECK_FOR_INTERRUPTS and the postmaster restarts it unless shutting
+ *	  down), SIGHUP reloads the configuration (interval and batch apply at
+ *	  once), postmaster death ends the wait. jobq.stop_reaper() sets a flag
+ *	  in shared memory and the worker exits with status 0, which
+ *	  unregisters it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/shmem.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+
+#include "jobq.h"
+#include "reaper.h"
+
+#define REAP_SQL	"SELECT reaped, purged FROM jobq.reap($1)"
+
+/* GUCs */
+char	   *jobq_reaper_databases = NULL;	/* jobq.database */
+int			jobq_reaper_interval = 1000;	/* jobq.reaper_interval, ms */
+int			jobq_reaper_batch = 1000;	/* jobq.reaper_batch */
+
+/* Set in the postmaster when loaded by shared_preload_libraries. */
+bool		reaper_preloaded = false;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* In the worker: the shared state, its slot there, and its database's name. */
+static ReaperShared *my_shared = NULL;
+static ReaperSlot *my_slot = NULL;
+static const char *my_dbname = NULL;
+
+static bool reaper_check_databases(char **newval, void **extra, GucSource source);
+static void reaper_shmem_request(void);
+static void reaper_shmem_startup(void);
+static void reaper_register_static(void);
+static void reaper_tick(bool *waiting_logged);
+static bool reaper_run_batch(int batch, bool *ready, int64 *reaped, int64 *purged);
+static bool reaper_extension_ready(void);
+static bool reaper_stop_requested(void);
+
+/*
+ * jobq_reaper_init: called from _PG_init. Defines the reaper's GUCs (in
+ * every process: jobq.reap() reads jobq.reaper_batch) and, when preloading,
+ * sets up shared memory and registers the static workers.
+ */
+void
+jobq_reaper_init(void)
+{
+	DefineCustomStringVariable("jobq.database",
+							   "Databases the jobq reaper serves (comma-separated).",
+							   "One reaper per database is started when jobq is in shared_preload_libraries.",
+							   &jobq_reaper_databases,
+							   "postgres",
+							   PGC_POSTMASTER,
+							   GUC_LIST_INPUT,
+							   reaper_check_databases, NULL, NULL);
+	DefineCustomIntVariable("jobq.reaper_interval",
+							"Time between two runs of the jobq reaper.",
+							NULL,
+							&jobq_reaper_interval,
+							1000, 10, 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("jobq.reaper_batch",
+							"Most expired jobs, and most ended runs, the jobq reaper handles per transaction.",
+							NULL,
+							&jobq_reaper_batch,
+							1000, 1, 100000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	reaper_preloaded = true;
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = reaper_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = reaper_shmem_startup;
+	reaper_register_static();
+}
+
+/* check_hook for jobq.database: a list of names. */
+static bool
+reaper_check_databases(char **newval, void **extra, GucSource source)
+{
+	char	   *raw = pstrdup(*newval);
+	List	   *names;
+	bool		ok = SplitGUCList(raw, ',', &names);
+
+	if (!ok)
+		GUC_check_errdetail("List syntax is invalid.");
+	list_free(names);
+	pfree(raw);
+	return ok;
+}
+
+static void
+reaper_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(reaper_shmem_size());
+}
+
+static void
+reaper_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	(void) reaper_attach(true);
+}
+
+/*
+ * reaper_fill_worker: the BackgroundWorker of a reaper for a database,
+ * connecting by name (static workers: dboid is InvalidOid) or by OID.
+ */
+void
+reaper_fill_worker(BackgroundWorker *worker, const char *dbname, Oid dboid)
+{
+	memset(worker, 0, sizeof(BackgroundWorker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker->bgw_restart_time = REAPER_RESTART_SECS;
+	strlcpy(worker->bgw_library_name, "jobq", BGW_MAXLEN);
+	strlcpy(worker->bgw_function_name, "jobq_reaper_main", BGW_MAXLEN);
+	snprintf(worker->bgw_name, BGW_MAXLEN, "jobq reaper for database %s", dbname);
+	strlcpy(worker->bgw_type, "jobq reaper", BGW_MAXLEN);
+	worker->bgw_main_arg = ObjectIdGetDatum(dboid);
+	strlcpy(worker->bgw_extra, dbname, BGW_EXTRALEN);
+}
+
+/* Registers one static reaper per distinct database named in jobq.database. */
+static void
+reaper_register_static(void)
+{
+	char	   *raw = pstrdup(jobq_reaper_databases);
+	List	   *names;
+	List	   *done = NIL;
+	ListCell   *lc;
+
+	if (!SplitGUCList(raw, ',', &names))
+		return;					/* cannot happen: the check hook accepted it */
+	foreach(lc, names)
+	{
+		char	   *dbname = (char *) lfirst(lc);
+		BackgroundWorker worker;
+		ListCell   *d;
+		bool		dup = false;
+
+		if (dbname[0] == '\0')
+			continue;
+		foreach(d, done)
+			dup = dup || strcmp((char *) lfirst(d), dbname) == 0;
+		if (dup)
+			continue;
+		if (list_length(done) >= REAPER_MAX_SLOTS)
+		{
+			ereport(WARNING,
+					(errmsg("jobq.database names more than %d databases; the others get no reaper",
+							REAPER_MAX_SLOTS)));
+			break;
+		}
+		reaper_fill_worker(&worker, dbname, InvalidOid);
+		RegisterBackgroundWorker(&worker);
+		done = lappend(done, dbname);
+	}
+}
+
+/*
+ * jobq_reaper_main: the worker's entry point. main_arg is the database's
+ * OID (dynamic workers) or InvalidOid (static ones: the name is in
+ * bgw_extra).
+ */
+void
+jobq_reaper_main(Datum main_arg)
+{
+	Oid			dboid = DatumGetObjectId(main_arg);
+	MemoryContext tick_cxt;
+	bool		waiting_logged = false;
+	pid_t		other;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	my_dbname = pstrdup(MyBgworkerEntry->bgw_extra);
+	if (OidIsValid(dboid))
+		BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	else
+		BackgroundWorkerInitializeConnection(my_dbname, NULL, 0);
+
+	/* Visible as "jobq reaper" in pg_stat_activity; jobq's SQL is schema-qualified. */
+	SetConfigOption("application_name", "jobq reaper", PGC_USERSET, PGC_S_SESSION);
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION);
+
+	my_slot = reaper_claim_slot(OidIsValid(dboid), &other);
+	if (my_slot == NULL)
+	{
+		if (other != 0)
+			ereport(LOG,
+					(errmsg("jobq reaper for database \"%s\" not started: the reaper with PID %d already serves it",
+							my_dbname, (int) other)));
+		else
+			ereport(WARNING,
+					(errmsg("jobq reaper for database \"%s\" not started: %d databases already have one",
+							my_dbname, REAPER_MAX_SLOTS)));
+		proc_exit(0);			/* exit status 0: not restarted */
+	}
+	my_shared = reaper_attach(false);
+	ereport(LOG,
+			(errmsg("jobq reaper started for database \"%s\"", my_dbname)));
+
+	tick_cxt = AllocSetContextCreate(TopMemoryContext,
+									 "jobq reaper tick",
+									 ALLOCSET_DEFAULT_SIZES);
+	for (;;)
+	{
+		MemoryContext oldcxt;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (reaper_stop_requested())
+		{
+			ereport(LOG,
+					(errmsg("jobq reaper for database \"%s\" stopping on request", my_dbname)));
+			proc_exit(0);		/* exit status 0: unregistered */
+		}
+
+		MemoryContextReset(tick_cxt);
+		oldcxt = MemoryContextSwitchTo(tick_cxt);
+		reaper_tick(&waiting_logged);
+		MemoryContextSwitchTo(oldcxt);
+
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 jobq_reaper_interval,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/*
+ * reaper_tick: one run: batches until one comes back short of work (or
+ * fails, or the worker is asked to stop), then the run's counts go to
+ * shared memory. Runs in the tick memory context, outside a transaction.
+ */
+static void
+reaper_tick(bool *waiting_logged)
+{
+	int64		reaped = 0;
+	int64		purged = 0;
+	int64		errors = 0;
+	bool		ready = false;
+	int			batch;
+
+	for (;;)
+	{
+		int64		r = 0;
+		int64		p = 0;
+
+		batch = jobq_reaper_batch;
+		if (!reaper_run_batch(batch, &ready, &r, &p))
+		{
+			errors++;
+			break;
+		}
+		reaped += r;
+		purged += p;
+		if (!ready || (r < batch && p < batch))
+			break;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (reaper_stop_requested())
+			break;
+	}
+
+	if (!ready && errors == 0 && !*waiting_logged)
+	{
+		ereport(LOG,
+				(errmsg("jobq reaper: extension \"jobq\" is not installed in database \"%s\"; waiting",
+						my_dbname),
+				 errhint("Run CREATE EXTENSION jobq in that database.")));
+		*waiting_logged = true;
+	}
+	else if (ready && *waiting_logged)
+	{
+		ereport(LOG,
+				(errmsg("jobq reaper: extension \"jobq\" found in database \"%s\"", my_dbname)));
+		*waiting_logged = false;
+	}
+
+	SpinLockAcquire(&my_shared->mutex);
+	if (errors == 0)
+		my_slot->ready = ready;
+	my_slot->interval_ms = jobq_reaper_interval;
+	my_slot->batch = jobq_reaper_batch;
+	my_slot->last_run_at = GetCurrentTimestamp();
+	my_slot->last_reaped = reaped;
+	my_slot->last_purged = purged;
+	my_slot->last_errors = errors;
+	my_slot->ticks++;
+	my_slot->total_reaped += reaped;
+	my_slot->total_purged += purged;
+	my_slot->total_errors += errors;
+	SpinLockRelease(&my_shared->mutex);
+}
+
+/*
+ * reaper_run_batch: one batch in its own transaction: jobq.reap(batch) when
+ * the extension is ready (*ready says whether it was). Returns false after
+ * an error, which has been logged, recorded in the slot, and its
+ * transaction aborted.
+ */
+static bool
+reaper_run_batch(int batch, bool *ready, int64 *reaped, int64 *purged)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool ok = true;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		*ready = reaper_extension_ready();
+		if (*ready)
+		{
+			Oid			argtype = INT4OID;
+			Datum		arg = Int32GetDatum(batch);
+			bool		isnull;
+
+			if (SPI_connect() != SPI_OK_CONNECT)
+				elog(ERROR, "jobq reaper: SPI_connect failed");
+			PushActiveSnapshot(GetTransactionSnapshot());
+			pgstat_report_activity(STATE_RUNNING, REAP_SQL);
+
+			if (SPI_execute_with_args(REAP_SQL, 1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT ||
+				SPI_processed != 1)
+				elog(ERROR, "jobq reaper: %s did not return one row", REAP_SQL);
+			*reaped = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+												  SPI_tuptable->tupdesc, 1, &isnull));
+			*purged = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+												  SPI_tuptable->tupdesc, 2, &isnull));
+
+			SPI_finish();
+			PopActiveSnapshot();
+		}
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+
+		SpinLockAcquire(&my_shared->mutex);
+		strlcpy(my_slot->last_error, edata->message ? edata->message : "unknown error",
+				REAPER_ERRLEN);
+		my_slot->last_error_at = GetCurrentTimestamp();
+		SpinLockRelease(&my_shared->mutex);
+		FreeErrorData(edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	/* commit and abort leave TopMemoryContext current */
+	MemoryContextSwitchTo(cxt);
+
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return ok;
+}
+
+/*
+ * reaper_extension_ready: whether jobq is installed in this database and
+ * not being created by this very session (pg_cron's check; another
+ * session's CREATE EXTENSION is invisible until it commits). Needs a
+ * transaction.
+ */
+static bool
+reaper_extension_ready(void)
+{
+	Oid			extoid = get_extension_oid("jobq", true);
+
+	if (!OidIsValid(extoid))
+		return false;
+	if (creating_extension && CurrentExtensionObject == extoid)
+		return false;
+	return true;
+}
+
+/* Whether jobq.stop_reaper() asked this worker to exit. */
+static bool
+reaper_stop_requested(void)
+{
+	bool		stop;
+
+	SpinLockAcquire(&my_shared->mutex);
+	stop = my_slot->stop_requested;
+	SpinLockRelease(&my_shared->mutex);
+	return stop;
+}

@@ -235,7 +235,17 @@ jobq_reaper_main(Datum main_arg)
 
 	my_dbname = pstrdup(MyBgworkerEntry->bgw_extra);
 	if (OidIsValid(dboid))
+	{
+		if (!reaper_connect_attempt(dboid))
+		{
+			ereport(LOG,
+					(errmsg("jobq reaper for database \"%s\" gives up after %d failed attempts to connect",
+							my_dbname, REAPER_CONNECT_TRIES),
+					 errdetail("The database may have been dropped.")));
+			proc_exit(0);		/* exit status 0: unregistered */
+		}
 		BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	}
 	else
 		BackgroundWorkerInitializeConnection(my_dbname, NULL, 0);
 

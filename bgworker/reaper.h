@@ -21,6 +21,7 @@
 #define REAPER_MAX_SLOTS	32	/* databases with a reaper at once */
 #define REAPER_ERRLEN		256 /* last error message kept */
 #define REAPER_RESTART_SECS 5	/* bgw_restart_time */
+#define REAPER_CONNECT_TRIES 3	/* a dynamic reaper gives up after */
 
 typedef struct ReaperSlot
 {
@@ -29,6 +30,7 @@ typedef struct ReaperSlot
 	bool		dynamic;		/* started by jobq.start_reaper() */
 	bool		stop_requested; /* set by jobq.stop_reaper() */
 	bool		ready;			/* the extension was found at the last tick */
+	int			connect_tries;	/* failed or ongoing connection attempts */
 	int			interval_ms;	/* settings in effect at the last tick */
 	int			batch;
 	TimestampTz started_at;
@@ -60,6 +62,7 @@ extern void reaper_fill_worker(BackgroundWorker *worker, const char *dbname, Oid
 /* reaper_state.c */
 extern Size reaper_shmem_size(void);
 extern ReaperShared *reaper_attach(bool reset);
+extern bool reaper_connect_attempt(Oid dboid);
 extern ReaperSlot *reaper_claim_slot(bool dynamic, pid_t *other);
 extern pid_t reaper_serving_pid(Oid dboid);
 

@@ -93,6 +93,48 @@ rs_alive(pid_t pid)
 }
 
 /*
+ * reaper_connect_attempt: called by a dynamic reaper before it connects to
+ * database dboid; false when REAPER_CONNECT_TRIES attempts have failed
+ * since the last success. A dynamic reaper connects by OID, and an OID
+ * does not come back once its database is dropped, so then it should give
+ * up instead of being restarted for ever. The count lives in the slot of
+ * dboid (taken if need be); reaper_claim_slot resets it.
+ */
+bool
+reaper_connect_attempt(Oid dboid)
+{
+	ReaperShared *rs = reaper_attach(false);
+	ReaperSlot *slot = NULL;
+	ReaperSlot *spare = NULL;
+	bool		ok = true;
+	int			i;
+
+	SpinLockAcquire(&rs->mutex);
+	for (i = 0; i < REAPER_MAX_SLOTS && slot == NULL; i++)
+	{
+		if (rs->slots[i].dboid == dboid)
+			slot = &rs->slots[i];
+		else if (spare == NULL && !OidIsValid(rs->slots[i].dboid))
+			spare = &rs->slots[i];
+	}
+	if (slot == NULL && spare != NULL)
+	{
+		slot = spare;
+		memset(slot, 0, sizeof(ReaperSlot));
+		slot->dboid = dboid;
+	}
+	if (slot != NULL)
+	{
+		if (slot->connect_tries >= REAPER_CONNECT_TRIES)
+			ok = false;
+		else
+			slot->connect_tries++;
+	}
+	SpinLockRelease(&rs->mutex);
+	return ok;
+}
+
+/*
  * reaper_claim_slot: called by a reaper once connected to its database.
  * Takes the slot of MyDatabaseId (keeping its totals), else a free one,
  * else one whose reaper is gone, and arranges to give it back at exit.
@@ -157,6 +199,7 @@ reaper_claim_slot(bool dynamic, pid_t *other)
 		mine->dynamic = dynamic;
 		mine->stop_requested = false;
 		mine->ready = false;
+		mine->connect_tries = 0;
 		mine->started_at = now;
 		mine->last_run_at = 0;
 	}

@@ -1,0 +1,141 @@
+/*-------------------------------------------------------------------------
+ *
+ * main.c
+ *	  jobq-http: the REST sidecar of jobq (civetweb + libpq).
+ *
+ * Start-up follows civetweb's embedded_c example: mg_init_library, an
+ * options array, mg_start, one request handler (router.c). SIGTERM and
+ * SIGINT are blocked in every thread and taken here with sigwait: then
+ * long-polls are woken, mg_stop stops accepting and waits for the requests
+ * in flight (the drain), the LISTEN thread and the pool are closed, and the
+ * process exits 0.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "jobq_http.h"
+
+volatile sig_atomic_t jh_stopping;
+time_t		jh_started_at;
+
+/* Microseconds on the monotonic clock. */
+int64_t
+jh_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* *ts = now + from_now_us on the monotonic clock (for pthread_cond_timedwait). */
+void
+jh_deadline(struct timespec *ts, int64_t from_now_us)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += from_now_us / 1000000;
+	ts->tv_nsec += (from_now_us % 1000000) * 1000;
+	if (ts->tv_nsec >= 1000000000)
+	{
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
+/* civetweb's own messages (bind failures and the like) go to stderr. */
+static int
+log_message(const struct mg_connection *conn, const char *message)
+{
+	(void) conn;
+	fprintf(stderr, "jobq-http: civetweb: %s\n", message);
+	return 1;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct mg_callbacks callbacks;
+	struct mg_context *ctx;
+	sigset_t	signals;
+	int			sig;
+	int			rc;
+	char		threads[16];
+	char		timeout_ms[16];
+	const char *options[32];
+	int			n = 0;
+
+	rc = jh_config_load(argc, argv);
+	if (rc != 0)
+	{
+		jh_config_free();
+		return rc > 0 ? 0 : 2;
+	}
+	jh_started_at = time(NULL);
+	setvbuf(stderr, NULL, _IOLBF, 0);
+
+	/* every thread started from here on inherits the blocked signals */
+	sigemptyset(&signals);
+	sigaddset(&signals, SIGTERM);
+	sigaddset(&signals, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &signals, NULL);
+
+	mg_init_library(0);
+	jh_pool_init();
+	jh_listen_start();
+
+	snprintf(threads, sizeof(threads), "%d", jh_config.threads);
+	snprintf(timeout_ms, sizeof(timeout_ms), "%d", jh_config.timeout * 1000);
+	options[n++] = "listening_ports";
+	options[n++] = jh_config.listen;
+	options[n++] = "num_threads";
+	options[n++] = threads;
+	options[n++] = "request_timeout_ms";
+	options[n++] = timeout_ms;
+	options[n++] = "enable_keep_alive";
+	options[n++] = "yes";
+	options[n++] = "keep_alive_timeout_ms";
+	options[n++] = "5000";
+	options[n++] = "decode_url";	/* router.c decodes each path segment */
+	options[n++] = "no";
+	options[n++] = "access_control_allow_origin";	/* no CORS: no browser calls */
+	options[n++] = "";
+	options[n++] = "enable_directory_listing";
+	options[n++] = "no";
+	options[n++] = NULL;
+
+	memset(&callbacks, 0, sizeof(callbacks));
+	callbacks.log_message = log_message;
+	ctx = mg_start(&callbacks, NULL, options);
+	if (ctx == NULL)
+	{
+		fprintf(stderr, "jobq-http: cannot listen on %s\n", jh_config.listen);
+		jh_stopping = 1;
+		jh_listen_stop();
+		jh_pool_close();
+		mg_exit_library();
+		jh_config_free();
+		return 1;
+	}
+	jh_router_register(ctx);
+	fprintf(stderr, "jobq-http %s: listening on %s, pool %d, threads %d%s\n", JH_VERSION,
+			jh_config.listen, jh_config.pool, jh_config.threads,
+			jh_config.ntokens ? ", bearer tokens required" : ", loopback clients only");
+
+	while (sigwait(&signals, &sig) != 0)
+		;
+	fprintf(stderr, "jobq-http: %s: finishing the requests in flight\n",
+			sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	jh_stopping = 1;
+	jh_wait_wake_all();
+	mg_stop(ctx);
+	jh_listen_stop();
+	jh_pool_close();
+	mg_exit_library();
+	jh_config_free();
+	fprintf(stderr, "jobq-http: stopped\n");
+	return 0;
+}

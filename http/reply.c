@@ -1,0 +1,170 @@
+/*-------------------------------------------------------------------------
+ *
+ * reply.c
+ *	  Every response of jobq-http goes through jh_reply(): status, content
+ *	  type, length, the request's extra headers, then the body. Errors are
+ *	  {"error": "...", "sqlstate": "..."} with the status that DESIGN.md's
+ *	  table gives for the SQLSTATE (jh_status_for_sqlstate).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "jobq_http.h"
+
+/* Adds a header to the response about to be sent; value is copied. */
+void
+jh_header(JhRequest *r, const char *name, const char *value)
+{
+	if (r->nhdr >= JH_MAX_HEADERS)
+		return;
+	r->hdr_name[r->nhdr] = name;
+	r->hdr_value[r->nhdr] = jh_strdup(r, value);
+	r->nhdr++;
+}
+
+/*
+ * jh_reply: sends the one response of request r. A HEAD request gets the
+ * headers only; 204 and 304 carry no Content-Length (RFC 9110).
+ */
+void
+jh_reply(JhRequest *r, int status, const char *content_type, const char *body, size_t len)
+{
+	char		lenbuf[32];
+	int			i;
+
+	if (r->status != 0)
+		return;					/* answered already */
+	r->status = status;
+	mg_response_header_start(r->conn, status);
+	if (content_type && len > 0)
+		mg_response_header_add(r->conn, "Content-Type", content_type, -1);
+	if (status != 204 && status != 304)
+	{
+		snprintf(lenbuf, sizeof(lenbuf), "%zu", len);
+		mg_response_header_add(r->conn, "Content-Length", lenbuf, -1);
+	}
+	mg_response_header_add(r->conn, "Cache-Control", "no-store", -1);
+	for (i = 0; i < r->nhdr; i++)
+		mg_response_header_add(r->conn, r->hdr_name[i], r->hdr_value[i], -1);
+	mg_response_header_send(r->conn);
+	if (len > 0 && status != 204 && status != 304 && strcmp(r->method, "HEAD") != 0)
+		mg_write(r->conn, body, len);
+}
+
+void
+jh_reply_json(JhRequest *r, int status, const char *json)
+{
+	jh_reply(r, status, "application/json", json, json ? strlen(json) : 0);
+}
+
+/*
+ * jh_reply_error: answers {"error": message, "sqlstate": sqlstate}. A 429
+ * tells the client when to retry; a 401 how to authenticate.
+ */
+void
+jh_reply_error(JhRequest *r, int status, const char *sqlstate, const char *fmt,...)
+{
+	va_list		ap;
+	char		msg[512];
+	char		esc[1100];
+	char		body[1200];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	jh_json_escape(esc, sizeof(esc), msg);
+	if (sqlstate && *sqlstate)
+		snprintf(body, sizeof(body), "{\"error\": \"%s\", \"sqlstate\": \"%s\"}", esc, sqlstate);
+	else
+		snprintf(body, sizeof(body), "{\"error\": \"%s\"}", esc);
+	if (status == 429 || status == 503)
+		jh_header(r, "Retry-After", "1");
+	if (status == 401)
+		jh_header(r, "WWW-Authenticate", "Bearer realm=\"jobq\"");
+	jh_reply_json(r, status, body);
+}
+
+void
+jh_reply_pgerror(JhRequest *r, const JhError *e)
+{
+	jh_reply_error(r, e->status, e->sqlstate, "%s", e->message);
+}
+
+/*
+ * jh_status_for_sqlstate: DESIGN.md's table. Additions: other data errors
+ * of class 23 (NOT NULL, CHECK) are bad arguments too (422), and 57014
+ * (statement cancelled by the request timeout) is 504.
+ */
+int
+jh_status_for_sqlstate(const char *s)
+{
+	if (s == NULL || strlen(s) != 5)
+		return 500;
+	if (strcmp(s, "P0002") == 0)
+		return 404;
+	if (strcmp(s, "23505") == 0 || strcmp(s, "55000") == 0)
+		return 409;
+	if (strncmp(s, "22", 2) == 0 || strcmp(s, "23502") == 0 || strcmp(s, "23514") == 0)
+		return 422;
+	if (strcmp(s, "42501") == 0)
+		return 403;
+	if (strcmp(s, "40001") == 0 || strcmp(s, "40P01") == 0 || strcmp(s, "55P03") == 0 ||
+		strncmp(s, "53", 2) == 0 || strncmp(s, "57P0", 4) == 0 || strncmp(s, "08", 2) == 0)
+		return 429;
+	if (strcmp(s, "57014") == 0)
+		return 504;
+	return 500;
+}
+
+void
+jh_error_set(JhError *e, int status, const char *sqlstate, const char *fmt,...)
+{
+	va_list		ap;
+	char		state[6];
+
+	/* sqlstate may be e->sqlstate itself */
+	snprintf(state, sizeof(state), "%s", sqlstate ? sqlstate : "");
+	e->status = status;
+	memcpy(e->sqlstate, state, sizeof(state));
+	va_start(ap, fmt);
+	vsnprintf(e->message, sizeof(e->message), fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * jh_error_from_result: the error of a failed statement. A result without a
+ * SQLSTATE means the connection broke (08006, retryable). Errors that map to
+ * 500 are logged in full and answered without their text.
+ */
+void
+jh_error_from_result(JhError *e, const PGresult *res, PGconn *pg)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	char		buf[512];
+	size_t		n;
+
+	if (state == NULL || PQstatus(pg) != CONNECTION_OK)
+	{
+		snprintf(buf, sizeof(buf), "%s", PQerrorMessage(pg));
+		n = strlen(buf);
+		while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+			buf[--n] = '\0';
+		jh_error_set(e, 429, state && strncmp(state, "57P0", 4) == 0 ? state : "08006",
+					 "database unavailable: %s", n ? buf : "connection lost");
+		return;
+	}
+	e->status = jh_status_for_sqlstate(state);
+	if (e->status == 500)
+	{
+		fprintf(stderr, "jobq-http: database error %s: %s\n", state, msg ? msg : "");
+		jh_error_set(e, 500, state, "internal error (logged by jobq-http)");
+		return;
+	}
+	jh_error_set(e, e->status, state, "%s", msg ? msg : "database error");
+}

@@ -86,21 +86,14 @@ static bool reaper_extension_ready(void);
 static bool reaper_stop_requested(void);
 
 /*
- * jobq_reaper_init: called from _PG_init. Defines the reaper's GUCs (in
- * every process: jobq.reap() reads jobq.reaper_batch) and, when preloading,
- * sets up shared memory and registers the static workers.
+ * jobq_reaper_init: called from _PG_init. Defines the reaper's SIGHUP GUCs
+ * in every process (jobq.reap() reads jobq.reaper_batch), and, when
+ * preloading, jobq.database (a PGC_POSTMASTER variable cannot be defined
+ * later), the shared-memory hooks and the static workers.
  */
 void
 jobq_reaper_init(void)
 {
-	DefineCustomStringVariable("jobq.database",
-							   "Databases the jobq reaper serves (comma-separated).",
-							   "One reaper per database is started when jobq is in shared_preload_libraries.",
-							   &jobq_reaper_databases,
-							   "postgres",
-							   PGC_POSTMASTER,
-							   GUC_LIST_INPUT,
-							   reaper_check_databases, NULL, NULL);
 	DefineCustomIntVariable("jobq.reaper_interval",
 							"Time between two runs of the jobq reaper.",
 							NULL,
@@ -120,6 +113,15 @@ jobq_reaper_init(void)
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;
+
+	DefineCustomStringVariable("jobq.database",
+							   "Databases the jobq reaper serves (comma-separated).",
+							   "One reaper per database is started when jobq is in shared_preload_libraries.",
+							   &jobq_reaper_databases,
+							   "postgres",
+							   PGC_POSTMASTER,
+							   GUC_LIST_INPUT,
+							   reaper_check_databases, NULL, NULL);
 
 	reaper_preloaded = true;
 	prev_shmem_request_hook = shmem_request_hook;

@@ -281,11 +281,11 @@ rs_json_int(StringInfo buf, const char *sep, const char *key, int64 v)
  *
  * The state of the reaper serving the current database, as jobq.stats()
  * shows it under "reaper": {"present": true, "pid", "database", "dynamic",
- * "status" ("starting", "running" or "waiting for extension"), "interval_ms", "batch",
- * "started_at", "last_run": {"at", "reaped", "purged", "errors"},
- * "totals": {"ticks", "reaped", "purged", "errors"}, "last_error":
- * {"at", "message"} or null}. Without one: {"present": false, "preloaded",
- * "databases"} (jobq.database, when preloaded).
+ * "status" ("starting", "running" or "waiting for extension"),
+ * "interval_ms", "batch", "started_at", "last_run": {"at", "reaped",
+ * "purged", "errors"}, "totals": {"ticks", "reaped", "purged", "errors"},
+ * "last_error": {"message", "at"} or null}. Without one: {"present": false,
+ * "preloaded", "databases"} (jobq.database, when preloaded).
  */
 Datum
 jobq_reaper_info(PG_FUNCTION_ARGS)

@@ -7,7 +7,9 @@
  *	  Each is one prepared statement keyed by (queue, id) that acts only on a
  *	  running job whose lease token matches (any token when none is given).
  *	  When it touches no row, jobq_raise_not_leased says why (P0002 or 55000)
- *	  and nothing has changed. The row lock taken by the UPDATE/DELETE is what
+ *	  and nothing has changed; a heartbeat carrying the token of a version
+ *	  retired by jobq.update or a rollback gets that version's status instead,
+ *	  which tells its worker to stop. The row lock taken by the UPDATE/DELETE is what
  *	  fences a late call against the reaper or a new lease: the statement
  *	  re-checks status and token after waiting for a concurrent writer.
  *
@@ -52,7 +54,9 @@ fin_opt_arg(FunctionCallInfo fcinfo, int argno, Datum *values, char *nulls, int 
  *
  * Extends the lease by the job's timeout, saves state, progress and message
  * (NULL keeps them) and returns the job's desired_status, which tells the
- * worker to go on ("running") or to stop.
+ * worker to go on ("running") or to stop. The worker of a retired version
+ * (its token is in jobq.job_versions) changes nothing and gets that version's
+ * status ("finished", or "failed" after a rollback): stop, do not complete.
  */
 Datum
 jobq_heartbeat(PG_FUNCTION_ARGS)
@@ -93,8 +97,18 @@ jobq_heartbeat(PG_FUNCTION_ARGS)
 	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "jobq: heartbeat failed");
 	if (SPI_processed == 0)
-		jobq_raise_not_leased(values[0], values[1], values[5], nulls[5] == 'n');
-	desired = cstring_to_text(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	{
+		int32		version;
+		char	   *retired = NULL;
+
+		if (nulls[5] == 'n' ||
+			!jobq_retired_lease(values[0], values[1], values[5], &version, &retired))
+			jobq_raise_not_leased(values[0], values[1], values[5], nulls[5] == 'n');
+		desired = cstring_to_text(retired);
+	}
+	else
+		desired = cstring_to_text(SPI_getvalue(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 1));
 	desired = (text *) SPI_datumTransfer(PointerGetDatum(desired), false, -1);
 	SPI_finish();
 	PG_RETURN_TEXT_P(desired);

@@ -28,6 +28,8 @@ extern void jobq_check_positive_interval(Datum interval, const char *argname);
 /* plan.c */
 extern SPIPlanPtr jobq_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes);
 extern void jobq_raise_not_leased(Datum queue, Datum id, Datum lease, bool lease_isnull);
+extern bool jobq_retired_lease(Datum queue, Datum id, Datum lease, int32 *version,
+							   char **status);
 
 /* bgworker/reaper.c: GUCs, shared memory and registration; the worker */
 extern void jobq_reaper_init(void);

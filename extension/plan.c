@@ -42,10 +42,43 @@ jobq_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
 }
 
 /*
+ * jobq_retired_lease: whether lease is the token of a version of job
+ * (queue, id) that jobq.update or a rollback retired (jobq.job_versions).
+ * If so, sets *version and *status (the retired version's status, palloc'd
+ * in the current SPI context). The lookup takes a fresh snapshot: the update
+ * that retired the version may have committed while the caller waited for
+ * the job's row. The caller is connected to SPI.
+ */
+bool
+jobq_retired_lease(Datum queue, Datum id, Datum lease, int32 *version, char **status)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, UUIDOID};
+	Datum		values[3] = {queue, id, lease};
+	bool		isnull;
+
+	jobq_plan(&plan,
+			  "SELECT version, status FROM jobq.job_versions"
+			  " WHERE queue OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2"
+			  " AND lease OPERATOR(pg_catalog.=) $3"
+			  " ORDER BY run DESC, version DESC LIMIT 1",
+			  3, argtypes);
+	if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "jobq: retired lease lookup failed");
+	if (SPI_processed == 0)
+		return false;
+	*version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+	*status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	return true;
+}
+
+/*
  * jobq_raise_not_leased: called when heartbeat/complete/fail/release found
  * no running job with the given token; raises the error that says why:
- * P0002 when the job is not live, 55000 when it is not running or the token
- * is stale. The caller is connected to SPI.
+ * 55000 when the token belongs to a retired version, P0002 when the job is
+ * not live, 55000 when it is not running or the token is stale. The caller
+ * is connected to SPI.
  */
 void
 jobq_raise_not_leased(Datum queue, Datum id, Datum lease, bool lease_isnull)
@@ -58,6 +91,15 @@ jobq_raise_not_leased(Datum queue, Datum id, Datum lease, bool lease_isnull)
 	char	   *status;
 	bool		isnull;
 	Datum		current;
+	int32		version;
+	char	   *retired;
+
+	if (!lease_isnull && jobq_retired_lease(queue, id, lease, &version, &retired))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("lease of job \"%s\" in queue \"%s\" belongs to retired version %d",
+						i, q, version),
+				 errdetail("The job was updated or rolled back to a new version; the work of this lease is not wanted.")));
 
 	jobq_plan(&plan,
 			  "SELECT status, lease FROM jobq.jobs"

@@ -275,9 +275,20 @@ CREATE FUNCTION jobq._leased(queue text, id text, lease uuid) RETURNS jobq.jobs
 LANGUAGE plpgsql AS $$
 DECLARE
 	j jobq.jobs;
+	retired integer;
 BEGIN
 	SELECT * INTO j FROM jobq.jobs x WHERE x.queue = _leased.queue AND x.id = _leased.id
 		FOR UPDATE;
+	-- The token of a version retired by jobq.update or a rollback (10_lifecycle.sql).
+	IF lease IS NOT NULL AND j.lease IS DISTINCT FROM lease THEN
+		retired := jobq._retired_version(queue, id, lease);
+		IF retired IS NOT NULL THEN
+			RAISE EXCEPTION 'lease of job "%" in queue "%" belongs to retired version %',
+				id, queue, retired
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					DETAIL = 'The job was updated or rolled back to a new version; the work of this lease is not wanted.';
+		END IF;
+	END IF;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'job "%" is not live in queue "%"', id, queue
 			USING ERRCODE = 'no_data_found';
@@ -300,7 +311,8 @@ $$;
  * C fast path (retry with backoff) did not apply. Raises the right error when the job is
  * not leased; otherwise records the failure and moves the job to where it must go:
  * back to pending (retry while attempts remain, for callers without the fast path),
- * stopped or cancelled when so desired, else failed.  Returns the new status.
+ * stopped or cancelled when so desired, else failed (or, with rollback_enabled, a new
+ * version from the last good payload: jobq._rollback).  Returns the new status.
  */
 CREATE FUNCTION jobq._fail_final(queue text, id text, error text, retry boolean, lease uuid)
 RETURNS text
@@ -328,6 +340,10 @@ BEGIN
 		UPDATE jobq.jobs x SET status = 'pending', run_at = now + backoff, lease = NULL,
 			lease_expires_at = NULL, worker = NULL, updated_at = now
 		WHERE x.queue = j.queue AND x.id = j.id AND x.persist = j.persist;
+		RETURN 'pending';
+	END IF;
+	-- Failed for good: a new version from the last good payload, if enabled (10_lifecycle.sql).
+	IF j.rollback_enabled AND jobq._rollback(j) THEN
 		RETURN 'pending';
 	END IF;
 	PERFORM jobq._end(j, 'failed');
@@ -439,6 +455,7 @@ BEGIN
 	DELETE FROM jobq.jobs x WHERE x.queue = drop_queue.queue;
 	DELETE FROM jobq.history x WHERE x.queue = drop_queue.queue;
 	DELETE FROM jobq.job_events x WHERE x.queue = drop_queue.queue;
+	DELETE FROM jobq.job_versions x WHERE x.queue = drop_queue.queue;
 	DELETE FROM jobq.queues x WHERE x.queue = drop_queue.queue;
 END
 $$;
@@ -738,6 +755,7 @@ BEGIN
 			x.lease_expires_at, x.worker, x.progress, x.message, x.persist, x.rollback_enabled,
 			x.created_by, x.created_at, x.started_at, x.updated_at, x.finished_at
 		INTO j FROM jobq.history x WHERE x.queue = get.queue AND x.id = get.id
+			AND x.deleted_at IS NULL
 		ORDER BY x.run DESC LIMIT 1;
 	END IF;
 	IF NOT FOUND THEN
@@ -747,7 +765,7 @@ BEGIN
 	RETURN j;
 END
 $$;
-COMMENT ON FUNCTION jobq.get(text, text) IS 'the live job, else its latest run; P0002 if unknown';
+COMMENT ON FUNCTION jobq.get(text, text) IS 'the live job, else its latest run not deleted; P0002 if unknown';
 
 CREATE FUNCTION jobq.exists(queue text, id text) RETURNS boolean
 LANGUAGE sql STABLE AS $$
@@ -766,7 +784,7 @@ LANGUAGE sql STABLE AS $$
 			h.result, h.priority, h.run_at, h.timeout, h.max_retries, h.attempt, h.lease,
 			h.lease_expires_at, h.worker, h.progress, h.message, h.persist, h.rollback_enabled,
 			h.created_by, h.created_at, h.started_at, h.updated_at, h.finished_at
-		FROM jobq.history h WHERE h.queue = $1 AND h.id = $2
+		FROM jobq.history h WHERE h.queue = $1 AND h.id = $2 AND h.deleted_at IS NULL
 		UNION ALL
 		SELECT l.queue, l.id, l.run, l.version, l.status, l.desired_status, l.payload, l.state,
 			l.result, l.priority, l.run_at, l.timeout, l.max_retries, l.attempt, l.lease,
@@ -775,7 +793,7 @@ LANGUAGE sql STABLE AS $$
 		FROM jobq.jobs l WHERE l.queue = $1 AND l.id = $2
 	) x ORDER BY x.run
 $$;
-COMMENT ON FUNCTION jobq.runs(text, text) IS 'every run of a job still kept, oldest first; the live one last';
+COMMENT ON FUNCTION jobq.runs(text, text) IS 'every run of a job still kept and not deleted, oldest first; the live one last';
 
 /*
  * search(from_date, to_date, queue, status, lim, skip, sort, direction): jobs (live and

@@ -47,7 +47,7 @@ CREATE TABLE jobq.job_versions (
 );
 COMMENT ON TABLE jobq.job_versions IS
 	'retired versions of jobs (written by jobq.update and rollback); the current version is the job itself';
-CREATE INDEX job_versions_job_idx ON jobq.job_versions (queue, id);
+CREATE INDEX job_versions_job_idx ON jobq.job_versions (queue, id, run, version);
 
 -- What jobq.failed lists: failed runs, newest first.
 CREATE INDEX history_failed_idx ON jobq.history (finished_at) WHERE status = 'failed';
@@ -57,7 +57,7 @@ CREATE FUNCTION jobq._history_purged() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
 	DELETE FROM jobq.job_versions v USING gone g
-	WHERE v.run = g.run
+	WHERE v.queue = g.queue AND v.id = g.id AND v.run = g.run
 		AND NOT EXISTS (SELECT 1 FROM jobq.jobs l
 			WHERE l.queue = g.queue AND l.id = g.id AND l.run = g.run);
 	RETURN NULL;
@@ -113,7 +113,8 @@ $$;
 CREATE FUNCTION jobq._version_since(j jobq.jobs) RETURNS timestamptz
 LANGUAGE sql STABLE AS $$
 	SELECT COALESCE((SELECT v.finished_at FROM jobq.job_versions v
-		WHERE v.run = j.run AND v.version = j.version - 1), j.created_at)
+		WHERE v.queue = j.queue AND v.id = j.id AND v.run = j.run
+			AND v.version = j.version - 1), j.created_at)
 $$;
 
 /*
@@ -160,7 +161,7 @@ DECLARE
 	now timestamptz := pg_catalog.clock_timestamp();
 BEGIN
 	SELECT * INTO good FROM jobq.job_versions v
-	WHERE v.run = j.run AND v.status = 'finished'
+	WHERE v.queue = j.queue AND v.id = j.id AND v.run = j.run AND v.status = 'finished'
 	ORDER BY v.version DESC LIMIT 1;
 	IF NOT FOUND THEN
 		RETURN false;
@@ -247,12 +248,13 @@ DECLARE
 BEGIN
 	j := jobq.get(queue, id);
 	SELECT v.finished_at INTO since FROM jobq.job_versions v
-	WHERE v.run = j.run AND v.version = j.version - 1;
+	WHERE v.queue = j.queue AND v.id = j.id AND v.run = j.run AND v.version = j.version - 1;
 	since := COALESCE(since, j.created_at);
 	RETURN QUERY
 		SELECT v.version, v.status, v.desired_status, v.payload, v.rollback_enabled,
 			v.attempt, v.created_at, v.started_at, v.finished_at
-		FROM jobq.job_versions v WHERE v.run = j.run AND v.version < j.version
+		FROM jobq.job_versions v
+		WHERE v.queue = j.queue AND v.id = j.id AND v.run = j.run AND v.version < j.version
 		UNION ALL
 		SELECT j.version, j.status, j.desired_status, j.payload, j.rollback_enabled,
 			j.attempt, since, CASE WHEN j.started_at >= since THEN j.started_at END,
@@ -551,7 +553,8 @@ LANGUAGE sql STABLE AS $$
 			WHEN 'cancelled' THEN 'CANCELLED' ELSE 'IN_PROGRESS' END,
 		COALESCE(j.message, CASE WHEN j.status = 'failed' THEN (
 			SELECT e.message FROM jobq.job_events e
-			WHERE e.run = j.run AND e.level = 'error' ORDER BY e.eid DESC LIMIT 1) END),
+			WHERE e.queue = j.queue AND e.id = j.id AND e.run = j.run AND e.level = 'error'
+			ORDER BY e.eid DESC LIMIT 1) END),
 		j.payload,
 		jobq._epoch_ms(j.created_at), jobq._epoch_ms(j.started_at),
 		jobq._epoch_ms(j.finished_at), jobq._epoch_ms(j.created_at),
@@ -675,7 +678,7 @@ SELECT h.queue, h.id, h.run, h.version, h.attempt, h.max_retries, h.worker,
 FROM jobq.history h
 LEFT JOIN LATERAL (
 	SELECT x.message, x.at FROM jobq.job_events x
-	WHERE x.run = h.run AND x.level = 'error'
+	WHERE x.queue = h.queue AND x.id = h.id AND x.run = h.run AND x.level = 'error'
 	ORDER BY x.eid DESC LIMIT 1) e ON true
 WHERE h.status = 'failed' AND h.deleted_at IS NULL
 ORDER BY h.finished_at DESC;

@@ -158,6 +158,7 @@ typedef struct JhRequest
 typedef void (*JhHandler) (JhRequest *r);
 
 extern void jh_router_register(struct mg_context *ctx);
+extern int	jh_router_drain(int max_ms);
 extern uint64_t jh_requests_total(void);
 extern char *jh_strdup(JhRequest *r, const char *s);
 extern char *jh_path_escape(JhRequest *r, const char *s);

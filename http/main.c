@@ -6,9 +6,10 @@
  * Start-up follows civetweb's embedded_c example: mg_init_library, an
  * options array, mg_start, one request handler (router.c). SIGTERM and
  * SIGINT are blocked in every thread and taken here with sigwait: then
- * long-polls are woken, mg_stop stops accepting and waits for the requests
- * in flight (the drain), the LISTEN thread and the pool are closed, and the
- * process exits 0.
+ * long-polls are woken, the requests in flight are waited for while new ones
+ * get 503 (the drain, at most JH_DRAIN_SECONDS), mg_stop closes the
+ * listeners and connections, the LISTEN thread and the pool are closed, and
+ * the process exits 0.
  *
  *-------------------------------------------------------------------------
  */
@@ -18,6 +19,9 @@
 #include <unistd.h>
 
 #include "jobq_http.h"
+
+/* How long SIGTERM waits for the requests in flight (a /run may wait long). */
+#define JH_DRAIN_SECONDS(timeout)	(2 * (timeout) + 5)
 
 volatile sig_atomic_t jh_stopping;
 time_t		jh_started_at;
@@ -129,8 +133,11 @@ main(int argc, char **argv)
 		;
 	fprintf(stderr, "jobq-http: %s: finishing the requests in flight\n",
 			sig == SIGTERM ? "SIGTERM" : "SIGINT");
-	jh_stopping = 1;
+	__atomic_store_n(&jh_stopping, 1, __ATOMIC_SEQ_CST);
 	jh_wait_wake_all();
+	rc = jh_router_drain(JH_DRAIN_SECONDS(jh_config.timeout) * 1000);
+	if (rc > 0)
+		fprintf(stderr, "jobq-http: %d requests still in flight after the drain\n", rc);
 	mg_stop(ctx);
 	jh_listen_stop();
 	jh_pool_close();

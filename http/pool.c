@@ -244,8 +244,7 @@ jh_pool_acquire(const char *role, JhError *err)
 				c = &slots[i];
 		if (c != NULL)
 			break;
-		if (jh_stopping ||
-			pthread_cond_timedwait(&pool_freed, &pool_lock, &deadline) == ETIMEDOUT)
+		if (pthread_cond_timedwait(&pool_freed, &pool_lock, &deadline) == ETIMEDOUT)
 		{
 			pthread_mutex_unlock(&pool_lock);
 			jh_error_set(err, 429, "53300", "all %d database connections are busy", nslots);

@@ -9,7 +9,8 @@
  * the route (404 unknown path, 405 with Allow for a wrong method), reads the
  * body (413 past --max-body), calls the route's handler, gives its pooled
  * connection back, and writes the access log line: method, path, status,
- * microseconds.
+ * microseconds. On SIGTERM, jh_router_drain waits for the requests in flight
+ * while new ones get 503.
  *
  * Auth: with a tokens file, "Authorization: Bearer TOKEN" must name one of
  * its tokens (else 401) and the token's role is used for the request's
@@ -84,6 +85,7 @@ static const JhRoute routes[] = {
 };
 
 static uint64_t requests_total;
+static int	inflight;			/* requests being served, for the drain */
 
 uint64_t
 jh_requests_total(void)
@@ -715,15 +717,44 @@ jh_dispatch(struct mg_connection *conn, void *cbdata)
 	r.path = r.ri->local_uri_raw ? r.ri->local_uri_raw : r.ri->local_uri;
 	__atomic_fetch_add(&requests_total, 1, __ATOMIC_RELAXED);
 
-	if (authenticate(&r) && split_path(&r) && (route = find_route(&r)) != NULL &&
-		read_body(&r))
+	/* counted before jh_stopping is read: the drain either waits for it or it backs off */
+	__atomic_fetch_add(&inflight, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&jh_stopping, __ATOMIC_SEQ_CST))
+	{
+		mg_disable_connection_keep_alive(conn);
+		jh_reply_error(&r, 503, NULL, "shutting down");
+	}
+	else if (authenticate(&r) && split_path(&r) && (route = find_route(&r)) != NULL &&
+			 read_body(&r))
 		route->handler(&r);
 	if (r.status == 0)
 		jh_reply_error(&r, 500, NULL, "the route gave no answer");
 	jh_release_db(&r);
 	access_log(&r, jh_now_us() - start);
 	free_allocs(&r);
+	__atomic_fetch_sub(&inflight, 1, __ATOMIC_SEQ_CST);
 	return r.status;
+}
+
+/*
+ * jh_router_drain: called once jh_stopping is set; waits until no request is
+ * being served, or max_ms. New requests meanwhile get 503. (mg_stop alone
+ * would not do: civetweb stops writing responses once it is stopping.)
+ * Returns the requests still in flight.
+ */
+int
+jh_router_drain(int max_ms)
+{
+	int64_t		until = jh_now_us() + (int64_t) max_ms * 1000;
+	int			n;
+
+	while ((n = __atomic_load_n(&inflight, __ATOMIC_SEQ_CST)) > 0 && jh_now_us() < until)
+	{
+		struct timespec ts = {0, 5 * 1000 * 1000};
+
+		nanosleep(&ts, NULL);
+	}
+	return n;
 }
 
 void

@@ -1,0 +1,93 @@
+# sidecar.bash: helpers for the sidecar tests under test/http (sourced after test/lib.sh;
+# not a test itself: the runner runs *.sh only).
+#
+#   start_sidecar [FLAG...]   start jobq-http (or $SIDECAR_BIN) on a free loopback port against
+#                             the runner's cluster and $PGDATABASE; sets $base, $sidecar_pid,
+#                             $sidecar_log; it is killed when the test exits
+#   stop_sidecar              SIGTERM, wait; fails unless it exits 0
+#   req METHOD PATH [BODY] [CURL-ARG...]
+#                             one request; sets $status, $body (and $headers)
+#   expect_status CODE WHAT   after req
+#   jget EXPR                 evaluate a Python expression over the last body (as `j`)
+
+SIDECAR_BIN=${SIDECAR_BIN:-$top/http/jobq-http}
+sidecar_pid=
+sidecar_pids=()
+tmpd=$(mktemp -d /tmp/jobq-http-test.XXXXXX)
+
+sidecar_cleanup() {
+	local p
+	for p in "${sidecar_pids[@]}"; do
+		kill -KILL "$p" 2>/dev/null || true
+	done
+	rm -rf "$tmpd"
+}
+trap sidecar_cleanup EXIT
+
+free_port() {
+	local p
+	for _ in $(seq 1 200); do
+		p=$((30000 + RANDOM % 30000))
+		if ! (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return
+		fi
+	done
+	die "no free port"
+}
+
+start_sidecar() {
+	local port i
+	port=$(free_port)
+	base=http://127.0.0.1:$port
+	sidecar_log=$tmpd/sidecar-$port.log
+	"$SIDECAR_BIN" --listen "127.0.0.1:$port" \
+		--db "host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE" "$@" \
+		2>"$sidecar_log" &
+	sidecar_pid=$!
+	sidecar_pids+=("$sidecar_pid")
+	for ((i = 0; i < 100; i++)); do
+		if curl -s -o /dev/null "$base/v1/openapi.yaml" 2>/dev/null; then
+			return 0
+		fi
+		kill -0 "$sidecar_pid" 2>/dev/null || { cat "$sidecar_log" >&2; die "sidecar exited"; }
+		sleep 0.1
+	done
+	cat "$sidecar_log" >&2
+	die "sidecar did not start on $base"
+}
+
+stop_sidecar() {
+	local rc=0
+	kill -TERM "$sidecar_pid"
+	wait "$sidecar_pid" || rc=$?
+	expect_eq "$rc" 0 "sidecar exits 0 on SIGTERM"
+}
+
+req() {
+	local method=$1 path=$2 data=${3-}
+	shift 3 2>/dev/null || shift $#
+	local args=(-s -m 30 -X "$method" -D "$tmpd/headers" -o "$tmpd/body" -w '%{http_code}')
+	[ "$method" = HEAD ] && args=(-s -m 30 -I -D "$tmpd/headers" -o /dev/null -w '%{http_code}')
+	[ -n "$data" ] && args+=(--data-binary "$data")
+	status=$(curl "${args[@]}" "$@" "$base$path") || status=000
+	body=$(cat "$tmpd/body" 2>/dev/null || true)
+	headers=$(cat "$tmpd/headers" 2>/dev/null || true)
+	: >"$tmpd/body"
+}
+
+expect_status() {
+	[ "$status" = "$1" ] || die "$2: expected HTTP $1, got $status: $body"
+	ok "$2 ($1)"
+}
+
+jget() {
+	python3 -c 'import json, sys
+j = json.loads(sys.stdin.read() or "null")
+v = eval(sys.argv[1])
+print(json.dumps(v) if isinstance(v, (dict, list, tuple, bool)) or v is None else v)' "$1" <<<"$body"
+}
+
+header() {
+	grep -i "^$1:" <<<"$headers" | head -1 | sed 's/^[^:]*: *//; s/\r$//'
+}

@@ -101,6 +101,8 @@ main(int argc, char **argv)
 	options[n++] = timeout_ms;
 	options[n++] = "enable_keep_alive";
 	options[n++] = "yes";
+	options[n++] = "tcp_nodelay";	/* headers and body are two writes */
+	options[n++] = "1";
 	options[n++] = "keep_alive_timeout_ms";
 	options[n++] = "5000";
 	options[n++] = "decode_url";	/* router.c decodes each path segment */

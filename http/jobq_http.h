@@ -167,6 +167,7 @@ extern int	jh_param(JhRequest *r, const char *name, bool required, const char **
 extern int	jh_param_int(JhRequest *r, const char *name, long def, long min, long max,
 						 long *out);
 extern bool jh_param_bool(JhRequest *r, const char *name, const char **out);
+extern int	jh_param_num(JhRequest *r, const char *name, const char **out);
 extern bool jh_body_json(JhRequest *r, bool required, const char *kinds);
 extern PGresult *jh_query(JhRequest *r, const JhStmt *st, const char *const *values);
 extern PGresult *jh_query_quiet(JhRequest *r, const JhStmt *st, const char *const *values,

@@ -571,6 +571,28 @@ jh_param_int(JhRequest *r, const char *name, long def, long min, long max, long 
 }
 
 /*
+ * jh_param_num: numeric query parameter name as text in *out (NULL when
+ * absent), for PostgreSQL to convert and range-check. -1 when answered (400
+ * not a number).
+ */
+int
+jh_param_num(JhRequest *r, const char *name, const char **out)
+{
+	char	   *end;
+	int			rc = jh_param(r, name, false, out);
+
+	if (rc <= 0)
+		return rc;
+	(void) strtod(*out, &end);
+	if (**out == '\0' || *end != '\0')
+	{
+		jh_reply_error(r, 400, NULL, "query parameter %s must be a number", name);
+		return -1;
+	}
+	return 1;
+}
+
+/*
  * jh_param_bool: boolean query parameter name as "true"/"false" in *out
  * (NULL when absent; "" counts as true). False when answered (400).
  */

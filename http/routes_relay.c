@@ -110,7 +110,7 @@ jh_relay_next(JhRequest *r)
 		jh_param_int(r, "num_jobs", 1, 1, 10000, &n) < 0 ||
 		jh_param_int(r, "wait", 0, 0, JH_LONGPOLL_MAX, &wait) < 0 ||
 		jh_param(r, "worker", false, &worker) < 0 ||
-		jh_param(r, "timeout", false, &timeout) < 0)
+		jh_param_num(r, "timeout", &timeout) < 0)
 		return;
 	if (worker == NULL)
 	{
@@ -190,7 +190,7 @@ jh_relay_heartbeat(JhRequest *r)
 
 	if (jh_param(r, "queue", true, &values[0]) < 0 ||
 		jh_param(r, "job_id", true, &values[1]) < 0 ||
-		jh_param(r, "progress", false, &values[3]) < 0 ||
+		jh_param_num(r, "progress", &values[3]) < 0 ||
 		jh_param(r, "message", false, &values[4]) < 0 ||
 		jh_param(r, "lease", false, &values[5]) < 0 ||
 		!jh_body_json(r, false, NULL))

@@ -75,6 +75,10 @@ req PATCH "/v1/heartbeat?queue=emails&job_id=1&lease=00000000-0000-0000-0000-000
 expect_status 409 "heartbeat with a stale lease token"
 req PATCH "/v1/heartbeat?queue=emails&job_id=1&lease=$lease1&progress=50" '{"page": 8}'
 expect_status 202 "heartbeat with the lease token and progress"
+req PATCH "/v1/heartbeat?queue=emails&job_id=1&progress=half" '{}'
+expect_status 400 "heartbeat with a malformed progress"
+req PATCH "/v1/heartbeat?queue=emails&job_id=1&progress=500" '{}'
+expect_status 422 "heartbeat with progress out of range"
 
 # reschedule
 req POST /v1/reschedule '{"id": "b1", "queue": "emails", "run_at": "2100-01-01T00:00:00Z",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run.sh: `make run`. Installs what is missing, builds and installs jobq, starts a local
 # PostgreSQL with jobq preloaded (the reaper runs in database postgres) under ./.run
-# (kept between runs), creates the extension, starts the sidecar jobq-http on
+# (kept between runs; JOBQ_RUN_DIR overrides), creates the extension, starts the sidecar jobq-http on
 # 127.0.0.1:8080 when it is built, prints how to connect, and stays in the foreground
 # until Ctrl-C, which stops everything.
 set -euo pipefail
@@ -12,7 +12,8 @@ bash scripts/deps.sh
 make -s >/dev/null
 make -s install >/dev/null
 
-dir=$top/.run
+dir=${JOBQ_RUN_DIR:-$top/.run}
+listen=${JOBQ_HTTP_LISTEN:-127.0.0.1:8080}
 mkdir -p "$dir"
 read -r port sock < <(bash scripts/cluster.sh start "$dir")
 export PGHOST=$sock PGPORT=$port PGUSER=postgres PGDATABASE=postgres
@@ -30,7 +31,7 @@ stop() {
 trap stop INT TERM EXIT
 
 if [ -x http/jobq-http ]; then
-	http/jobq-http --listen 127.0.0.1:8080 --db "host=$sock port=$port user=postgres dbname=postgres" \
+	http/jobq-http --listen "$listen" --db "host=$sock port=$port user=postgres dbname=postgres" \
 		2>>"$dir/jobq-http.log" &
 	http_pid=$!
 fi
@@ -50,10 +51,10 @@ MSG
 if [ -n "$http_pid" ]; then
 	cat <<MSG
 
-Sidecar: http://127.0.0.1:8080 (log in .run/jobq-http.log)
-  curl -s -XPOST localhost:8080/v1/enqueue -d '{"id":"1","queue":"emails","timeout":30,"payload":{"to":"ada@example.com"}}'
-  curl -s 'localhost:8080/v1/next?queue=emails'
-  curl -s -XDELETE 'localhost:8080/v1/complete?queue=emails&job_id=1'
+Sidecar: http://$listen (log in .run/jobq-http.log)
+  curl -s -XPOST $listen/v1/enqueue -d '{"id":"1","queue":"emails","timeout":30,"payload":{"to":"ada@example.com"}}'
+  curl -s '$listen/v1/next?queue=emails'
+  curl -s -XDELETE '$listen/v1/complete?queue=emails&job_id=1'
 MSG
 fi
 echo

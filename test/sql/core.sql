@@ -1,7 +1,9 @@
 -- core: the enqueue -> lease -> heartbeat -> complete/fail cycle, queues, reading calls,
 -- and every refusal of bad input (right SQLSTATE, nothing written).
 \set VERBOSITY terse
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS jobq;
+RESET client_min_messages;
 
 -------------------------------------------------------------------- queues
 SELECT queue, timeout, max_retries, retention, paused, max_running

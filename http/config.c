@@ -3,7 +3,8 @@
  * config.c
  *	  jobq-http's configuration: defaults, then JOBQ_HTTP_* environment
  *	  variables, then command-line flags (--name VALUE or --name=VALUE), then
- *	  the tokens file. --help prints them all.
+ *	  the tokens file. --help prints them all. Refuses to serve a non-loopback
+ *	  address without tokens, or over plain HTTP unless --insecure.
  *
  *-------------------------------------------------------------------------
  */
@@ -12,6 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
 
 #include "jobq_http.h"
 
@@ -44,11 +50,28 @@ static const char usage[] =
 "  --tokens FILE        bearer tokens, one \"TOKEN ROLE\" per line (# comments):\n"
 "                       a request must carry \"Authorization: Bearer TOKEN\" and\n"
 "                       runs with SET ROLE ROLE (a line with no ROLE keeps the\n"
-"                       connection's role). Without it only loopback clients\n"
-"                       are served. Env: JOBQ_HTTP_TOKENS\n"
+"                       connection's role). TOKEN may be stored hashed as\n"
+"                       sha256:HEX (HEX = sha256sum of the token, 64 digits):\n"
+"                         printf %s \"$TOKEN\" | sha256sum\n"
+"                       Tokens are compared in constant time. Without --tokens\n"
+"                       only loopback clients are served. Env: JOBQ_HTTP_TOKENS\n"
+"  --rate N             requests per second per token (all loopback clients\n"
+"                       share one budget without --tokens), bursts up to N;\n"
+"                       past it 429 with Retry-After (default 0: no limit).\n"
+"                       Env: JOBQ_HTTP_RATE\n"
+"  --tls-cert FILE      serve HTTPS with this PEM file (certificate, then its\n"
+"                       private key; a chain may follow). Debian 12's civetweb\n"
+"                       cannot load OpenSSL 3: there it refuses to start; use a\n"
+"                       TLS proxy instead. Env: JOBQ_HTTP_TLS_CERT\n"
+"  --insecure           allow plain HTTP on a non-loopback address. Without it\n"
+"                       a non-loopback --listen needs --tls-cert; it always\n"
+"                       needs --tokens. Env: JOBQ_HTTP_INSECURE=1\n"
 "  --help               print this help and exit\n"
 "  --version            print the version and exit\n"
 "\n"
+"Requests: the request line is limited to 8 KiB (414), the header section to\n"
+"16 KiB (431); a Content-Length with Transfer-Encoding, twice or signed is 400.\n"
+"No files, CGI or websockets are served.\n"
 "Access log on stderr, one line per request: METHOD PATH STATUS MICROSECONDS.\n"
 "SIGTERM or SIGINT: stop accepting, finish the requests in flight, exit 0.\n"
 "Routes: GET /v1/openapi.yaml.\n";
@@ -134,6 +157,30 @@ apply(const char *name, const char *value, bool *listen_from_flag)
 		return set_string(&jh_config.db, value);
 	if (strcmp(name, "tokens") == 0)
 		return set_string(&jh_config.tokens_file, value);
+	if (strcmp(name, "tls-cert") == 0)
+		return set_string(&jh_config.tls_cert, value);
+	if (strcmp(name, "insecure") == 0)
+	{
+		if (strcmp(value, "1") == 0 || strcasecmp(value, "true") == 0 ||
+			strcasecmp(value, "yes") == 0)
+			jh_config.insecure = true;
+		else if (strcmp(value, "0") == 0 || strcasecmp(value, "false") == 0 ||
+				 strcasecmp(value, "no") == 0)
+			jh_config.insecure = false;
+		else
+			return false;
+		return true;
+	}
+	if (strcmp(name, "rate") == 0)
+	{
+		char	   *end;
+		double		d = strtod(value, &end);
+
+		if (*value == '\0' || *end != '\0' || !(d >= 0 && d <= 1e6))
+			return false;
+		jh_config.rate = d;
+		return true;
+	}
 	if (strcmp(name, "pool") == 0 && parse_int(value, 1, 1000, &v))
 		jh_config.pool = (int) v;
 	else if (strcmp(name, "threads") == 0 && parse_int(value, 1, 1000, &v))
@@ -147,7 +194,18 @@ apply(const char *name, const char *value, bool *listen_from_flag)
 	return true;
 }
 
-/* Reads the tokens file: "TOKEN [ROLE]" per line, blank lines and # comments. */
+/* jh_sha256: digest = SHA-256 of len bytes at data (OpenSSL's libcrypto). */
+void
+jh_sha256(const void *data, size_t len, unsigned char *digest)
+{
+	SHA256(data, len, digest);
+}
+
+/*
+ * Reads the tokens file: "TOKEN [ROLE]" per line, blank lines and #
+ * comments. Only each token's SHA-256 is kept: a "sha256:HEX" token is that
+ * digest already.
+ */
 static bool
 load_tokens(const char *path)
 {
@@ -162,24 +220,23 @@ load_tokens(const char *path)
 	}
 	while (fgets(line, sizeof(line), f))
 	{
-		char	   *save = NULL;
 		char	   *token;
 		char	   *role;
+		const char *bad;
 		JhToken    *grown;
+		JhToken    *t;
 
 		lineno++;
-		if (strchr(line, '#'))
-			*strchr(line, '#') = '\0';
-		token = strtok_r(line, " \t\r\n", &save);
-		if (token == NULL)
-			continue;
-		role = strtok_r(NULL, " \t\r\n", &save);
-		if (strtok_r(NULL, " \t\r\n", &save) != NULL)
+		bad = jh_token_line(line, &token, &role);
+		if (bad != NULL)
 		{
-			fprintf(stderr, "jobq-http: %s:%d: expected \"TOKEN ROLE\"\n", path, lineno);
+			fprintf(stderr, "jobq-http: %s:%d: %s\n", path, lineno, bad);
+			OPENSSL_cleanse(line, sizeof(line));
 			fclose(f);
 			return false;
 		}
+		if (token == NULL)
+			continue;
 		grown = realloc(jh_config.tokens, (jh_config.ntokens + 1) * sizeof(JhToken));
 		if (grown == NULL)
 		{
@@ -187,15 +244,106 @@ load_tokens(const char *path)
 			return false;
 		}
 		jh_config.tokens = grown;
-		grown[jh_config.ntokens].token = strdup(token);
-		grown[jh_config.ntokens].role = role ? strdup(role) : NULL;
+		t = &grown[jh_config.ntokens];
+		if (strncmp(token, "sha256:", 7) == 0)
+		{
+			if (!jh_token_hex(token + 7, t->digest))
+			{
+				fprintf(stderr, "jobq-http: %s:%d: sha256: needs 64 hexadecimal digits\n",
+						path, lineno);
+				fclose(f);
+				return false;
+			}
+		}
+		else
+			jh_sha256(token, strlen(token), t->digest);
+		t->role = role ? strdup(role) : NULL;
 		jh_config.ntokens++;
+		OPENSSL_cleanse(line, sizeof(line));
 	}
 	fclose(f);
 	if (jh_config.ntokens == 0)
 	{
 		fprintf(stderr, "jobq-http: tokens file %s has no token\n", path);
 		return false;
+	}
+	return true;
+}
+
+/* Is the host of listen entry s ("HOST:PORT", "[V6]:PORT", "PORT") loopback? */
+static bool
+loopback_listen(const char *s, size_t len)
+{
+	const char *colon;
+	size_t		hostlen;
+
+	if (strspn(s, "0123456789") >= len)
+		return false;			/* a bare port binds every address */
+	colon = NULL;
+	for (const char *p = s; p < s + len; p++)
+		if (*p == ':')
+			colon = p;
+	if (colon == NULL)
+		return false;
+	hostlen = (size_t) (colon - s);
+	if (hostlen >= 4 && strncmp(s, "127.", 4) == 0)
+		return true;
+	if ((hostlen == 9 && strncmp(s, "localhost", 9) == 0) ||
+		(hostlen == 5 && strncmp(s, "[::1]", 5) == 0))
+		return true;
+	return false;
+}
+
+/*
+ * check_exposure: a non-loopback listen address needs tokens, and TLS
+ * unless --insecure. With --tls-cert every port gets civetweb's "s" suffix.
+ */
+static bool
+check_exposure(void)
+{
+	const char *p = jh_config.listen;
+	bool		exposed = false;
+
+	while (*p)
+	{
+		const char *end = strchr(p, ',');
+		size_t		len = end ? (size_t) (end - p) : strlen(p);
+
+		if (!loopback_listen(p, len))
+			exposed = true;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	if (exposed && jh_config.ntokens == 0)
+	{
+		fprintf(stderr, "jobq-http: refusing to listen on a non-loopback address (%s) "
+				"without --tokens\n", jh_config.listen);
+		return false;
+	}
+	if (exposed && jh_config.tls_cert == NULL && !jh_config.insecure)
+	{
+		fprintf(stderr, "jobq-http: refusing to serve plain HTTP on a non-loopback address "
+				"(%s): give --tls-cert FILE, or --insecure\n", jh_config.listen);
+		return false;
+	}
+	if (jh_config.tls_cert)
+	{
+		char	   *with_s = malloc(2 * strlen(jh_config.listen) + 2);
+		char	   *o = with_s;
+
+		if (with_s == NULL)
+			return false;
+		for (p = jh_config.listen; *p; p++)
+		{
+			if (*p == ',')
+				*o++ = 's';
+			*o++ = *p;
+		}
+		*o++ = 's';
+		*o = '\0';
+		free(jh_config.listen);
+		jh_config.listen = with_s;
 	}
 	return true;
 }
@@ -208,7 +356,7 @@ int
 jh_config_load(int argc, char **argv)
 {
 	static const char *const names[] = {"listen", "db", "pool", "threads", "max-body",
-	"timeout", "tokens", NULL};
+	"timeout", "tokens", "rate", "tls-cert", "insecure", NULL};
 	bool		listen_from_flag = false;
 	int			i;
 
@@ -264,6 +412,11 @@ jh_config_load(int argc, char **argv)
 			return -1;
 		}
 		arg += 2;
+		if (strcmp(arg, "insecure") == 0)
+		{
+			jh_config.insecure = true;
+			continue;
+		}
 		eq = strchr(arg, '=');
 		if (eq)
 		{
@@ -289,6 +442,14 @@ jh_config_load(int argc, char **argv)
 
 	if (jh_config.tokens_file && !load_tokens(jh_config.tokens_file))
 		return -1;
+	if (jh_config.tls_cert && access(jh_config.tls_cert, R_OK) != 0)
+	{
+		fprintf(stderr, "jobq-http: cannot read --tls-cert %s: %s\n", jh_config.tls_cert,
+				strerror(errno));
+		return -1;
+	}
+	if (!check_exposure())
+		return -1;
 	return 0;
 }
 
@@ -298,13 +459,11 @@ jh_config_free(void)
 	int			i;
 
 	for (i = 0; i < jh_config.ntokens; i++)
-	{
-		free(jh_config.tokens[i].token);
 		free(jh_config.tokens[i].role);
-	}
 	free(jh_config.tokens);
 	free(jh_config.listen);
 	free(jh_config.db);
 	free(jh_config.tokens_file);
+	free(jh_config.tls_cert);
 	memset(&jh_config, 0, sizeof(jh_config));
 }

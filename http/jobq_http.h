@@ -12,8 +12,11 @@
  *					health check and reconnect, fail-fast while PostgreSQL is down
  *	listen.c		the one LISTEN connection (channel "jobq") and the long-poll
  *					waiters it wakes
- *	router.c		the route table, auth, request bodies, query parameters,
- *					access log; runs statements for the route handlers
+ *	router.c		civetweb's begin_request callback: limits, auth, rate limit,
+ *					request bodies, access log; runs statements for the handlers
+ *	parse.c			the pure part: route table and matching, path, query
+ *					parameters, JSON bodies, request framing, tokens file lines
+ *					(also linked into http/fuzz.c, the libFuzzer target)
  *	reply.c			the one response helper, errors, SQLSTATE -> HTTP mapping
  *	json.c			JSON syntax check of request bodies, string escaping for
  *					error bodies (every other JSON is built by PostgreSQL)
@@ -43,12 +46,15 @@
 #define JH_MAX_SEGS			8		/* path segments a route may have */
 #define JH_MAX_HEADERS		4		/* extra response headers */
 #define JH_MAX_PARAM_LEN	4096	/* longest query parameter, decoded */
+#define JH_MAX_REQUEST_LINE	8192	/* longest request line: else 414 */
+#define JH_MAX_HEADER_BYTES	16384	/* largest header section: else 431 */
+#define JH_DIGEST_LEN		32		/* SHA-256 */
 
 /* ---------------------------------------------------------------- config.c */
 
 typedef struct JhToken
 {
-	char	   *token;
+	unsigned char digest[JH_DIGEST_LEN];	/* SHA-256 of the token */
 	char	   *role;			/* PostgreSQL role for SET ROLE, or NULL */
 } JhToken;
 
@@ -63,12 +69,16 @@ typedef struct JhConfig
 	char	   *tokens_file;	/* NULL: only loopback clients are served */
 	JhToken    *tokens;
 	int			ntokens;
+	double		rate;			/* requests per second per token; 0 = no limit */
+	char	   *tls_cert;		/* PEM file (certificate and key): HTTPS */
+	bool		insecure;		/* allow plain HTTP on a non-loopback address */
 } JhConfig;
 
 extern JhConfig jh_config;
 
 extern int	jh_config_load(int argc, char **argv);
 extern void jh_config_free(void);
+extern void jh_sha256(const void *data, size_t len, unsigned char *digest);
 
 /* ------------------------------------------------------------------ main.c */
 
@@ -153,22 +163,42 @@ typedef struct JhRequest
 	char	   *hdr_value[JH_MAX_HEADERS];
 	int			nhdr;
 	JhAlloc    *allocs;			/* freed when the request ends */
+	bool		close;			/* close the connection after the response */
 } JhRequest;
 
 typedef void (*JhHandler) (JhRequest *r);
 
-extern void jh_router_register(struct mg_context *ctx);
+typedef struct JhRoute
+{
+	const char *method;
+	const char *pattern;		/* "{queue}" and "{id}" match one segment */
+	JhHandler	handler;
+} JhRoute;
+
+extern int	jh_begin_request(struct mg_connection *conn);
+extern void jh_router_init(void);
 extern int	jh_router_drain(int max_ms);
 extern uint64_t jh_requests_total(void);
+
+/* ----------------------------------------------------------------- parse.c */
+
+extern const JhRoute jh_routes[];
+extern const size_t jh_nroutes;
 extern char *jh_strdup(JhRequest *r, const char *s);
 extern char *jh_path_escape(JhRequest *r, const char *s);
 extern void *jh_alloc(JhRequest *r, size_t n);
+extern void jh_free_allocs(JhRequest *r);
+extern bool jh_check_request(JhRequest *r);
+extern bool jh_split_path(JhRequest *r);
+extern const JhRoute *jh_find_route(JhRequest *r);
 extern int	jh_param(JhRequest *r, const char *name, bool required, const char **out);
 extern int	jh_param_int(JhRequest *r, const char *name, long def, long min, long max,
 						 long *out);
 extern bool jh_param_bool(JhRequest *r, const char *name, const char **out);
 extern int	jh_param_num(JhRequest *r, const char *name, const char **out);
 extern bool jh_body_json(JhRequest *r, bool required, const char *kinds);
+extern const char *jh_token_line(char *line, char **token, char **role);
+extern bool jh_token_hex(const char *hex, unsigned char *digest);
 extern PGresult *jh_query(JhRequest *r, const JhStmt *st, const char *const *values);
 extern PGresult *jh_query_quiet(JhRequest *r, const JhStmt *st, const char *const *values,
 								JhError *err);

@@ -4,7 +4,14 @@
  *	  jobq-http: the REST sidecar of jobq (civetweb + libpq).
  *
  * Start-up follows civetweb's embedded_c example: mg_init_library, an
- * options array, mg_start, one request handler (router.c). SIGTERM and
+ * options array, mg_start; every request is answered by the begin_request
+ * callback (router.c), so civetweb itself serves nothing: no document root,
+ * no CGI, no websockets, no forms. civetweb's max_request_size bounds the
+ * request line and headers together (JH_MAX_REQUEST_LINE +
+ * JH_MAX_HEADER_BYTES; router.c checks each), request_timeout_ms bounds
+ * reading them (slow clients) and each body read. With --tls-cert civetweb
+ * speaks TLS through OpenSSL (Debian's libcivetweb loads libssl.so at run
+ * time). SIGTERM and
  * SIGINT are blocked in every thread and taken here with sigwait: then
  * long-polls are woken, the requests in flight are waited for while new ones
  * get 503 (the drain, at most JH_DRAIN_SECONDS), mg_stop closes the
@@ -69,6 +76,7 @@ main(int argc, char **argv)
 	int			rc;
 	char		threads[16];
 	char		timeout_ms[16];
+	char		max_request[16];
 	const char *options[32];
 	int			n = 0;
 
@@ -87,12 +95,27 @@ main(int argc, char **argv)
 	sigaddset(&signals, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &signals, NULL);
 
-	mg_init_library(0);
+	if ((mg_init_library(jh_config.tls_cert ? MG_FEATURES_TLS : 0) & MG_FEATURES_TLS) == 0 &&
+		jh_config.tls_cert)
+	{
+		/*
+		 * Debian 12's libcivetweb 1.15 loads libssl.so at run time and looks
+		 * for SSL_get_peer_certificate, which OpenSSL 3 no longer exports.
+		 */
+		fprintf(stderr, "jobq-http: this civetweb cannot use TLS (it needs libssl.so of "
+				"OpenSSL 1.1; OpenSSL 3 lacks SSL_get_peer_certificate): terminate TLS "
+				"in a proxy and give --insecure\n");
+		jh_config_free();
+		return 1;
+	}
+	jh_router_init();
 	jh_pool_init();
 	jh_listen_start();
 
 	snprintf(threads, sizeof(threads), "%d", jh_config.threads);
 	snprintf(timeout_ms, sizeof(timeout_ms), "%d", jh_config.timeout * 1000);
+	snprintf(max_request, sizeof(max_request), "%d",
+			 JH_MAX_REQUEST_LINE + JH_MAX_HEADER_BYTES + 1024);
 	options[n++] = "listening_ports";
 	options[n++] = jh_config.listen;
 	options[n++] = "num_threads";
@@ -111,10 +134,26 @@ main(int argc, char **argv)
 	options[n++] = "";
 	options[n++] = "enable_directory_listing";
 	options[n++] = "no";
+	options[n++] = "max_request_size";	/* request line and headers */
+	options[n++] = max_request;
+	options[n++] = "cgi_pattern";	/* no document root anyway: never CGI */
+	options[n++] = "";
+	options[n++] = "ssi_pattern";
+	options[n++] = "";
+	options[n++] = "index_files";
+	options[n++] = "";
+	if (jh_config.tls_cert)
+	{
+		options[n++] = "ssl_certificate";
+		options[n++] = jh_config.tls_cert;
+		options[n++] = "ssl_protocol_version";	/* TLS 1.2 and later */
+		options[n++] = "4";
+	}
 	options[n++] = NULL;
 
 	memset(&callbacks, 0, sizeof(callbacks));
 	callbacks.log_message = log_message;
+	callbacks.begin_request = jh_begin_request;
 	ctx = mg_start(&callbacks, NULL, options);
 	if (ctx == NULL)
 	{
@@ -126,9 +165,9 @@ main(int argc, char **argv)
 		jh_config_free();
 		return 1;
 	}
-	jh_router_register(ctx);
-	fprintf(stderr, "jobq-http %s: listening on %s, pool %d, threads %d%s\n", JH_VERSION,
-			jh_config.listen, jh_config.pool, jh_config.threads,
+	fprintf(stderr, "jobq-http %s: listening on %s%s, pool %d, threads %d%s\n", JH_VERSION,
+			jh_config.listen, jh_config.tls_cert ? " (TLS)" : "", jh_config.pool,
+			jh_config.threads,
 			jh_config.ntokens ? ", bearer tokens required" : ", loopback clients only");
 
 	while (sigwait(&signals, &sig) != 0)

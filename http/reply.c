@@ -40,6 +40,8 @@ jh_reply(JhRequest *r, int status, const char *content_type, const char *body, s
 	if (r->status != 0)
 		return;					/* answered already */
 	r->status = status;
+	if (r->close)
+		mg_disable_connection_keep_alive(r->conn);
 	mg_response_header_start(r->conn, status);
 	if (content_type && len > 0)
 		mg_response_header_add(r->conn, "Content-Type", content_type, -1);
@@ -83,7 +85,15 @@ jh_reply_error(JhRequest *r, int status, const char *sqlstate, const char *fmt,.
 	else
 		snprintf(body, sizeof(body), "{\"error\": \"%s\"}", esc);
 	if (status == 429 || status == 503)
-		jh_header(r, "Retry-After", "1");
+	{
+		bool		has = false;
+		int			i;
+
+		for (i = 0; i < r->nhdr; i++)
+			has |= strcmp(r->hdr_name[i], "Retry-After") == 0;
+		if (!has)
+			jh_header(r, "Retry-After", "1");
+	}
 	if (status == 401)
 		jh_header(r, "WWW-Authenticate", "Bearer realm=\"jobq\"");
 	jh_reply_json(r, status, body);

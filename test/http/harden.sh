@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# harden: jobq-http's hardening flags. Tokens stored as sha256:HEX work like plain ones (a
+# prefix, the digest itself or a wrong token -> 401); --rate N gives each token N requests
+# per second -> 429 with Retry-After, one token's flood not touching another's budget;
+# a non-loopback --listen is refused without --tokens, and without TLS unless --insecure;
+# --tls-cert either serves HTTPS or (Debian 12's civetweb with OpenSSL 3) refuses to start
+# with a message saying so; no file is served (there is no document root).
+source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/sidecar.bash"
+fresh_db jobq_http_harden
+
+hash=$(printf %s 'hashed-secret' | sha256sum | cut -d' ' -f1)
+cat >"$tmpd/tokens" <<TOKENS
+# a plain token and a hashed one
+plain-secret
+sha256:$hash
+TOKENS
+start_sidecar --tokens "$tmpd/tokens" --rate 5
+
+req GET /v1 '' -H 'Authorization: Bearer hashed-secret'
+expect_status 200 "a token stored as sha256:HEX"
+req GET /v1 '' -H "Authorization: Bearer sha256:$hash"
+expect_status 401 "the stored digest is not itself a token"
+req GET /v1 '' -H "Authorization: Bearer $hash"
+expect_status 401 "nor is the bare digest"
+req GET /v1 '' -H 'Authorization: Bearer hashed-secre'
+expect_status 401 "a prefix of a hashed token"
+req GET /v1 '' -H 'Authorization: Bearer plain-secret'
+expect_status 200 "a plain token"
+
+# ---- rate: 5 per second, bursts of 5; a flood of 20 gets 429s, the other token is unhurt
+sleep 1.2
+codes=$(for i in $(seq 1 20); do
+	curl -s -o /dev/null -w '%{http_code}\n' -H 'Authorization: Bearer plain-secret' "$base/v1/openapi.yaml"
+done | sort | uniq -c | awk '{printf "%s:%s ", $2, $1}')
+echo "20 requests at once with --rate 5: $codes"
+n200=$(sed -n 's/.*200:\([0-9]*\).*/\1/p' <<<"$codes")
+n429=$(sed -n 's/.*429:\([0-9]*\).*/\1/p' <<<"$codes")
+[ "${n200:-0}" -ge 5 ] && [ "${n200:-0}" -le 9 ] || die "expected 5 to 9 answered, got ${n200:-0}"
+[ "${n429:-0}" -ge 11 ] || die "expected at least 11 429s, got ${n429:-0}"
+ok "the flood is cut at the rate"
+req GET /v1 '' -H 'Authorization: Bearer plain-secret'
+expect_status 429 "still over the rate"
+[ -n "$(header Retry-After)" ] && [ "$(header Retry-After)" -ge 1 ] || die "429 without Retry-After"
+ok "429 says Retry-After: $(header Retry-After)"
+req GET /v1 '' -H 'Authorization: Bearer hashed-secret'
+expect_status 200 "another token has its own budget"
+sleep 1.1
+req GET /v1 '' -H 'Authorization: Bearer plain-secret'
+expect_status 200 "the budget refills"
+
+# ---- civetweb serves nothing of its own: no files, no directory, no CGI
+for path in /etc/passwd /http/Makefile /index.html /cgi-bin/x.cgi /x.shtml; do
+	req GET "$path" '' -H 'Authorization: Bearer hashed-secret'
+	expect_status 404 "no file at $path"
+done
+stop_sidecar
+
+# ---- rate without tokens: all loopback clients share one budget
+start_sidecar --rate 2
+sleep 1.1
+codes=$(for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{http_code} ' "$base/v1/openapi.yaml"; done)
+grep -q 429 <<<"$codes" || die "no 429 without tokens: $codes"
+ok "--rate without tokens: $codes"
+stop_sidecar
+
+# ---- exposure: non-loopback needs tokens, and TLS or --insecure
+port=$(free_port)
+refuse() {
+	local what=$1 expect=$2 rc=0
+	shift 2
+	timeout 10 "$SIDECAR_BIN" --db "host=$PGHOST port=$PGPORT dbname=$PGDATABASE" "$@" 2>"$tmpd/err" &
+	local pid=$!
+	sidecar_pids+=("$pid")
+	wait "$pid" || rc=$?
+	[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || die "$what: expected a refusal, got exit $rc"
+	grep -q -- "$expect" "$tmpd/err" || { cat "$tmpd/err"; die "$what: the message"; }
+	ok "$what: exit $rc, $(head -1 "$tmpd/err")"
+}
+refuse "0.0.0.0 without tokens" "without --tokens" --listen "0.0.0.0:$port"
+refuse "[::] without tokens" "without --tokens" --listen "[::]:$port"
+refuse "0.0.0.0 with tokens, without TLS" "give --tls-cert" --listen "0.0.0.0:$port" --tokens "$tmpd/tokens"
+JOBQ_HTTP_LISTEN="0.0.0.0:$port" refuse "JOBQ_HTTP_LISTEN=0.0.0.0, --insecure, no tokens" \
+	"without --tokens" --insecure
+# --insecure lets it start
+timeout 10 "$SIDECAR_BIN" --db "host=$PGHOST port=$PGPORT dbname=$PGDATABASE" --listen "0.0.0.0:$port" \
+	--tokens "$tmpd/tokens" --insecure 2>"$tmpd/err" &
+pid=$!
+sidecar_pids+=("$pid")
+for ((i = 0; i < 50; i++)); do
+	[ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer plain-secret' \
+		"http://127.0.0.1:$port/v1/openapi.yaml")" = 200 ] && break
+	sleep 0.1
+done
+[ "$i" -lt 50 ] || { cat "$tmpd/err"; die "--insecure on 0.0.0.0 did not start"; }
+ok "0.0.0.0 with tokens and --insecure serves"
+kill -TERM "$pid"
+wait "$pid" || true
+
+# ---- a malformed hashed token stops the start
+printf 'sha256:abc\n' >"$tmpd/badtokens"
+refuse "a short sha256: token" "64 hexadecimal" --listen "127.0.0.1:$port" --tokens "$tmpd/badtokens"
+
+# ---- TLS: HTTPS when civetweb can, else a clear refusal
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmpd/key.pem" -out "$tmpd/cert.pem" -days 1 \
+	-subj /CN=localhost 2>/dev/null
+cat "$tmpd/cert.pem" "$tmpd/key.pem" >"$tmpd/tls.pem"
+timeout 10 "$SIDECAR_BIN" --db "host=$PGHOST port=$PGPORT dbname=$PGDATABASE" --listen "127.0.0.1:$port" \
+	--tls-cert "$tmpd/tls.pem" 2>"$tmpd/err" &
+pid=$!
+sidecar_pids+=("$pid")
+served=
+for ((i = 0; i < 30; i++)); do
+	kill -0 "$pid" 2>/dev/null || break
+	if [ "$(curl -sk -o /dev/null -w '%{http_code}' "https://127.0.0.1:$port/v1/openapi.yaml")" = 200 ]; then
+		served=1
+		break
+	fi
+	sleep 0.1
+done
+if [ -n "$served" ]; then
+	ok "--tls-cert serves HTTPS"
+	kill -TERM "$pid"
+	wait "$pid" || true
+else
+	rc=0
+	wait "$pid" || rc=$?
+	grep -q 'cannot use TLS' "$tmpd/err" || { cat "$tmpd/err"; die "--tls-cert neither served nor said why"; }
+	ok "--tls-cert: this civetweb has no usable TLS; refused at start (exit $rc): $(head -1 "$tmpd/err")"
+fi

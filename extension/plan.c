@@ -105,7 +105,13 @@ jobq_raise_not_leased(Datum queue, Datum id, Datum lease, bool lease_isnull)
 			  "SELECT status, lease FROM jobq.jobs"
 			  " WHERE queue OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2",
 			  2, argtypes);
-	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT)
+	/*
+	 * Not read-only: a fresh snapshot (READ COMMITTED), so that a change that
+	 * committed while the caller's statement waited for the row (the reaper
+	 * expired the lease, a new lease was taken) is seen and reported as such
+	 * (55000, P0002) rather than as a concurrent change.
+	 */
+	if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "jobq: lease diagnosis failed");
 	if (SPI_processed == 0)
 		ereport(ERROR,

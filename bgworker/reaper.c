@@ -21,6 +21,9 @@
  *	  one batch. An error aborts that transaction and ends the tick; it is
  *	  logged and counted in shared memory, and the next tick tries again.
  *
+ *	  The worker connects as jobq.reaper_role (default: the bootstrap
+ *	  superuser); that role needs only what jobq_admin has.
+ *
  *	  Before each batch the worker checks, in the same transaction, that the
  *	  extension exists in its database (and is not being created by this
  *	  very session, as pg_cron checks); until then it waits, having logged
@@ -64,6 +67,7 @@
 char	   *jobq_reaper_databases = NULL;	/* jobq.database */
 int			jobq_reaper_interval = 1000;	/* jobq.reaper_interval, ms */
 int			jobq_reaper_batch = 1000;	/* jobq.reaper_batch */
+char	   *jobq_reaper_role = NULL;	/* jobq.reaper_role; empty: bootstrap superuser */
 
 /* Set in the postmaster when loaded by shared_preload_libraries. */
 bool		reaper_preloaded = false;
@@ -110,6 +114,15 @@ jobq_reaper_init(void)
 							PGC_SIGHUP,
 							0,
 							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("jobq.reaper_role",
+							   "Role the jobq reaper connects as.",
+							   "Empty means the bootstrap superuser. The role must be able to log in and needs only what jobq_admin has (EXECUTE on jobq.reap). Takes effect when a reaper (re)connects.",
+							   &jobq_reaper_role,
+							   "",
+							   PGC_SIGHUP,
+							   0,
+							   NULL, NULL, NULL);
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;
@@ -230,12 +243,16 @@ jobq_reaper_main(Datum main_arg)
 	MemoryContext tick_cxt;
 	bool		waiting_logged = false;
 	pid_t		other;
+	char	   *role = NULL;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
 	my_dbname = pstrdup(MyBgworkerEntry->bgw_extra);
+	/* jobq.reaper_role, or NULL: the bootstrap superuser */
+	if (jobq_reaper_role != NULL && jobq_reaper_role[0] != '\0')
+		role = pstrdup(jobq_reaper_role);
 	if (OidIsValid(dboid))
 	{
 		if (!reaper_connect_attempt(dboid))
@@ -246,10 +263,13 @@ jobq_reaper_main(Datum main_arg)
 					 errdetail("The database may have been dropped.")));
 			proc_exit(0);		/* exit status 0: unregistered */
 		}
-		BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+		if (role == NULL)
+			BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+		else
+			BackgroundWorkerInitializeConnection(my_dbname, role, 0);
 	}
 	else
-		BackgroundWorkerInitializeConnection(my_dbname, NULL, 0);
+		BackgroundWorkerInitializeConnection(my_dbname, role, 0);
 
 	/* Visible as "jobq reaper" in pg_stat_activity; jobq's SQL is schema-qualified. */
 	SetConfigOption("application_name", "jobq reaper", PGC_USERSET, PGC_S_SESSION);

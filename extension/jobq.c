@@ -7,7 +7,8 @@
  *	  defines its GUCs and, when loaded by shared_preload_libraries, registers
  *	  its background workers (bgworker/). The SQL-callable functions live in
  *	  one file per concern: args.c (argument checks), plan.c (prepared plans),
- *	  lease.c (lease), finish.c (heartbeat, complete, fail).
+ *	  lease.c (lease), finish.c (heartbeat, complete, fail), caller.c (the
+ *	  calling role, for SECURITY DEFINER functions).
  *
  *-------------------------------------------------------------------------
  */

@@ -8,7 +8,11 @@
  *	  SPI_keepplan for the life of the backend. The plan cache revalidates
  *	  kept plans when the tables they use change (even when the extension is
  *	  dropped and created again), since statements are re-analysed by name.
- *	  Every name in them is schema-qualified.
+ *	  Every relation in them is schema-qualified, and they are prepared and
+ *	  run inside the SECURITY DEFINER SQL functions (lease, heartbeat,
+ *	  complete, fail) whose search_path is pinned to pg_catalog, pg_temp, so
+ *	  their operators and functions resolve to pg_catalog's whatever the
+ *	  caller's search_path (sql/src/90_privileges.sql).
  *
  *-------------------------------------------------------------------------
  */

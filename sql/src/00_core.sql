@@ -20,6 +20,29 @@
 
 \echo Use "CREATE EXTENSION jobq" to load this file. \quit
 
+/*
+ * The extension lives in pg_catalog (jobq.control) and creates its schema here, so the
+ * schema belongs to the extension and this script runs with search_path = pg_catalog only:
+ * if a schema named jobq already exists (say, made by someone else to plant objects in it),
+ * CREATE SCHEMA fails and nothing is installed. Privileges: 90_privileges.sql.
+ */
+CREATE SCHEMA jobq;
+COMMENT ON SCHEMA jobq IS 'jobq: a durable job queue (the extension jobq)';
+
+/*
+ * Who is calling (extension/caller.c): the role in effect outside any SECURITY DEFINER
+ * function, i.e. the session's role after SET ROLE. The API functions run as the
+ * extension's owner, so CURRENT_USER there would name the owner.
+ */
+CREATE FUNCTION jobq._caller() RETURNS text
+	LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'jobq_caller';
+COMMENT ON FUNCTION jobq._caller() IS
+	'the calling role (outside SECURITY DEFINER functions); recorded as created_by';
+CREATE FUNCTION jobq._caller_sees_all() RETURNS boolean
+	LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'jobq_caller_sees_all';
+COMMENT ON FUNCTION jobq._caller_sees_all() IS
+	'whether the calling role reads every job (superuser or jobq_admin), not only those it created';
+
 /* ---------------------------------------------------------------- storage */
 
 CREATE TABLE jobq.queues (
@@ -93,7 +116,7 @@ CREATE TABLE jobq.jobs (
 	message			text,
 	persist			boolean NOT NULL DEFAULT true,
 	rollback_enabled boolean NOT NULL DEFAULT false,
-	created_by		text NOT NULL DEFAULT CURRENT_USER,
+	created_by		text NOT NULL DEFAULT jobq._caller(),
 	created_at		timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
 	started_at		timestamptz,
 	updated_at		timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
@@ -743,19 +766,22 @@ CREATE FUNCTION jobq.get(queue text, id text) RETURNS jobq.job
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
 	j jobq.job;
+	-- A producer reads only the jobs it created (90_privileges.sql).
+	me text := CASE WHEN NOT jobq._caller_sees_all() THEN jobq._caller() END;
 BEGIN
 	SELECT x.queue, x.id, x.run, x.version, x.status, x.desired_status, x.payload, x.state,
 		x.result, x.priority, x.run_at, x.timeout, x.max_retries, x.attempt, x.lease,
 		x.lease_expires_at, x.worker, x.progress, x.message, x.persist, x.rollback_enabled,
 		x.created_by, x.created_at, x.started_at, x.updated_at, x.finished_at
-	INTO j FROM jobq.jobs x WHERE x.queue = get.queue AND x.id = get.id;
+	INTO j FROM jobq.jobs x WHERE x.queue = get.queue AND x.id = get.id
+		AND (me IS NULL OR x.created_by = me);
 	IF NOT FOUND THEN
 		SELECT x.queue, x.id, x.run, x.version, x.status, x.desired_status, x.payload, x.state,
 			x.result, x.priority, x.run_at, x.timeout, x.max_retries, x.attempt, x.lease,
 			x.lease_expires_at, x.worker, x.progress, x.message, x.persist, x.rollback_enabled,
 			x.created_by, x.created_at, x.started_at, x.updated_at, x.finished_at
 		INTO j FROM jobq.history x WHERE x.queue = get.queue AND x.id = get.id
-			AND x.deleted_at IS NULL
+			AND x.deleted_at IS NULL AND (me IS NULL OR x.created_by = me)
 		ORDER BY x.run DESC LIMIT 1;
 	END IF;
 	IF NOT FOUND THEN
@@ -765,11 +791,12 @@ BEGIN
 	RETURN j;
 END
 $$;
-COMMENT ON FUNCTION jobq.get(text, text) IS 'the live job, else its latest run not deleted; P0002 if unknown';
+COMMENT ON FUNCTION jobq.get(text, text) IS 'the live job, else its latest run not deleted; P0002 if unknown (to a producer: unless it created it)';
 
 CREATE FUNCTION jobq.exists(queue text, id text) RETURNS boolean
 LANGUAGE sql STABLE AS $$
-	SELECT EXISTS (SELECT 1 FROM jobq.jobs x WHERE x.queue = $1 AND x.id = $2)
+	SELECT EXISTS (SELECT 1 FROM jobq.jobs x WHERE x.queue = $1 AND x.id = $2
+		AND (jobq._caller_sees_all() OR x.created_by = jobq._caller()))
 $$;
 COMMENT ON FUNCTION jobq.exists(text, text) IS 'true when (queue, id) is a live job (pending, running, stopped)';
 
@@ -791,7 +818,8 @@ LANGUAGE sql STABLE AS $$
 			l.lease_expires_at, l.worker, l.progress, l.message, l.persist, l.rollback_enabled,
 			l.created_by, l.created_at, l.started_at, l.updated_at, l.finished_at
 		FROM jobq.jobs l WHERE l.queue = $1 AND l.id = $2
-	) x ORDER BY x.run
+	) x WHERE jobq._caller_sees_all() OR x.created_by = jobq._caller()
+	ORDER BY x.run
 $$;
 COMMENT ON FUNCTION jobq.runs(text, text) IS 'every run of a job still kept and not deleted, oldest first; the live one last';
 

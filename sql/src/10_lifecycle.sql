@@ -54,7 +54,7 @@ CREATE INDEX history_failed_idx ON jobq.history (finished_at) WHERE status = 'fa
 
 /* Purged runs take their versions with them; a run moved back to the live set keeps them. */
 CREATE FUNCTION jobq._history_purged() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	DELETE FROM jobq.job_versions v USING gone g
 	WHERE v.queue = g.queue AND v.id = g.id AND v.run = g.run
@@ -635,24 +635,26 @@ CREATE PROCEDURE jobq.wait(
 	INOUT status text DEFAULT NULL,
 	INOUT result jsonb DEFAULT NULL)
 LANGUAGE plpgsql AS $$
+-- Not SECURITY DEFINER (a procedure that is cannot COMMIT), so it runs with the caller's
+-- search_path: every type, function and operator below is qualified.
 DECLARE
-	deadline timestamptz;
-	pause float8 := 0.005;
-	left_s float8;
+	deadline pg_catalog.timestamptz;
+	pause pg_catalog.float8 := 0.005;
+	left_s pg_catalog.float8;
 BEGIN
-	IF timeout IS NULL OR timeout < interval '0' THEN
-		RAISE EXCEPTION 'timeout must not be negative, got %', COALESCE(timeout::text, 'NULL')
+	IF timeout IS NULL OR timeout OPERATOR(pg_catalog.<) '0'::pg_catalog.interval THEN
+		RAISE EXCEPTION 'timeout must not be negative, got %', COALESCE(timeout::pg_catalog.text, 'NULL')
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	deadline := pg_catalog.clock_timestamp() + timeout;
+	deadline := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) timeout;
 	LOOP
 		SELECT j.status, j.result INTO wait.status, wait.result FROM jobq.get(wait.queue, wait.id) j;
-		EXIT WHEN wait.status IN ('finished', 'failed', 'cancelled');
-		left_s := pg_catalog.date_part('epoch', deadline - pg_catalog.clock_timestamp());
-		EXIT WHEN left_s <= 0;
+		EXIT WHEN wait.status OPERATOR(pg_catalog.=) ANY ('{finished,failed,cancelled}'::pg_catalog.text[]);
+		left_s := pg_catalog.date_part('epoch', deadline OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp());
+		EXIT WHEN left_s OPERATOR(pg_catalog.<=) 0;
 		COMMIT;
 		PERFORM pg_catalog.pg_sleep(LEAST(pause, left_s));
-		pause := LEAST(pause * 2, 0.1);
+		pause := LEAST(pause OPERATOR(pg_catalog.*) 2, 0.1);
 	END LOOP;
 END
 $$;

@@ -15,13 +15,8 @@ DO \$\$ BEGIN
 	END IF;
 END \$\$;
 CREATE ROLE $role NOLOGIN;
--- what enqueue needs, and nothing else
-GRANT USAGE ON SCHEMA jobq TO $role;
-GRANT SELECT, INSERT ON jobq.queues, jobq.jobs TO $role;
-GRANT USAGE ON SEQUENCE jobq.run_seq TO $role;
--- PUBLIC may execute every function by default: take lease away from everybody but
--- the superuser
-REVOKE EXECUTE ON FUNCTION jobq.lease(text, text, integer, interval) FROM PUBLIC;
+-- enqueue and reading its own jobs, and nothing else (README, "Security")
+GRANT jobq_producer TO $role;
 SQL
 trap 'psql -X -q -c "DROP OWNED BY $role" -c "DROP ROLE $role" >/dev/null 2>&1 || true; sidecar_cleanup' EXIT
 

@@ -1,0 +1,115 @@
+
+/*
+ * jobq 0.1.0 install script, part 90: roles and privileges (pgq's reader/writer/admin split).
+ *
+ *   jobq_producer   enqueue, enqueue_batch; get, exists, runs, progress, result, wait on the
+ *                   jobs it created (created_by is the calling role, jobq._caller())
+ *   jobq_worker     lease, heartbeat, complete, fail, release, reschedule, log
+ *   jobq_admin      every API function (queue settings, lifecycle, search, events,
+ *                   versions, errors, HarperDB calls, stats, reap, start/stop_reaper), reads
+ *                   every job, SELECT on the tables and views
+ *
+ * The roles are NOLOGIN groups, created here when absent (roles are cluster-wide: a second
+ * database finds them). PUBLIC has no privilege on any object of schema jobq, and the
+ * schema's USAGE belongs to the three roles only. No table is writable by anyone but the
+ * owner: every write goes through an API function, which is SECURITY DEFINER (it runs as
+ * the extension's owner) with `search_path = pg_catalog, pg_temp` pinned, so the
+ * caller's search_path cannot redirect a function or operator it uses. Internals
+ * (jobq._*) are not SECURITY DEFINER and are executable by the owner only (they run
+ * inside an API function), except jobq._valid_queue (all three roles: a pure check) and
+ * jobq._queue (jobq_admin: the sidecar reads a queue through it). jobq.wait is a
+ * procedure that commits while it polls, which a SECURITY DEFINER procedure cannot: it
+ * runs with the caller's rights and search_path, and qualifies every name it uses.
+ */
+
+DO $$
+DECLARE
+	r pg_catalog.text;
+BEGIN
+	FOREACH r IN ARRAY '{jobq_producer,jobq_worker,jobq_admin}'::pg_catalog.text[] LOOP
+		IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles x WHERE x.rolname OPERATOR(pg_catalog.=) r) THEN
+			EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
+		END IF;
+	END LOOP;
+END
+$$;
+
+REVOKE ALL ON SCHEMA jobq FROM PUBLIC;
+GRANT USAGE ON SCHEMA jobq TO jobq_producer, jobq_worker, jobq_admin;
+REVOKE ALL ON ALL TABLES IN SCHEMA jobq FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA jobq FROM PUBLIC;
+REVOKE ALL ON ALL ROUTINES IN SCHEMA jobq FROM PUBLIC;
+REVOKE ALL ON TYPE jobq.job, jobq.harperdb_job FROM PUBLIC;
+GRANT USAGE ON TYPE jobq.job, jobq.harperdb_job TO jobq_producer, jobq_worker, jobq_admin;
+
+/* Every API function (not jobq._*, not the procedure jobq.wait) runs as the owner, pinned. */
+DO $$
+DECLARE
+	f record;
+BEGIN
+	FOR f IN
+		SELECT p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid) AS args
+		FROM pg_catalog.pg_proc p
+		WHERE p.pronamespace OPERATOR(pg_catalog.=) 'jobq'::pg_catalog.regnamespace
+			AND p.prokind OPERATOR(pg_catalog.=) 'f'
+			AND NOT p.proname OPERATOR(pg_catalog.~~) '\_%'
+	LOOP
+		EXECUTE pg_catalog.format(
+			'ALTER FUNCTION jobq.%I(%s) SECURITY DEFINER SET search_path = pg_catalog, pg_temp',
+			f.proname, f.args);
+	END LOOP;
+END
+$$;
+
+GRANT EXECUTE ON FUNCTION
+	jobq.enqueue(text, jsonb, text, interval, integer, boolean, timestamptz, integer, jsonb),
+	jobq.enqueue_batch(text, jsonb),
+	jobq.get(text, text),
+	jobq.exists(text, text),
+	jobq.runs(text, text),
+	jobq.progress(text, text),
+	jobq.result(text, text),
+	jobq._valid_queue(text)
+TO jobq_producer;
+GRANT EXECUTE ON PROCEDURE jobq.wait(text, text, interval, text, jsonb) TO jobq_producer;
+
+GRANT EXECUTE ON FUNCTION
+	jobq.lease(text, text, integer, interval),
+	jobq.heartbeat(text, text, jsonb, real, text, uuid),
+	jobq.complete(text, text, jsonb, uuid),
+	jobq.fail(text, text, text, boolean, uuid),
+	jobq.release(text, text, jsonb, uuid),
+	jobq.reschedule(text, text, timestamptz, jsonb, jsonb, interval, integer),
+	jobq.log(text, text, text, text, jsonb),
+	jobq._valid_queue(text)
+TO jobq_worker;
+
+DO $$
+DECLARE
+	f record;
+BEGIN
+	FOR f IN
+		SELECT p.proname, p.prokind, pg_catalog.pg_get_function_identity_arguments(p.oid) AS args
+		FROM pg_catalog.pg_proc p
+		WHERE p.pronamespace OPERATOR(pg_catalog.=) 'jobq'::pg_catalog.regnamespace
+			AND (NOT p.proname OPERATOR(pg_catalog.~~) '\_%'
+				OR p.proname OPERATOR(pg_catalog.=) ANY ('{_valid_queue,_queue}'::pg_catalog.name[]))
+	LOOP
+		EXECUTE pg_catalog.format('GRANT EXECUTE ON %s jobq.%I(%s) TO jobq_admin',
+			CASE f.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, f.proname, f.args);
+	END LOOP;
+END
+$$;
+GRANT SELECT ON ALL TABLES IN SCHEMA jobq TO jobq_admin;
+
+/* What this part promises, checked: a violation stops the install. */
+DO $$
+BEGIN
+	IF EXISTS (SELECT FROM pg_catalog.pg_proc p
+		WHERE p.pronamespace OPERATOR(pg_catalog.=) 'jobq'::pg_catalog.regnamespace
+			AND p.prosecdef
+			AND p.proconfig IS DISTINCT FROM '{"search_path=pg_catalog, pg_temp"}'::pg_catalog.text[]) THEN
+		RAISE EXCEPTION 'jobq: a SECURITY DEFINER function without the pinned search_path';
+	END IF;
+END
+$$;

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 pkgs=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libpq-dev libcivetweb-dev
-	curl make gcc libipc-run-perl python3 procps iproute2
+	curl make gcc libipc-run-perl python3 python3-psycopg2 procps iproute2
 	libssl-dev openssl clang-14 libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -8,7 +8,8 @@
  *	  FOR UPDATE SKIP LOCKED, in a MATERIALIZED CTE so that the LIMIT is
  *	  applied exactly once whatever join plan is chosen, and marks them
  *	  running with a fresh lease token. Paused queues yield nothing; a queue
- *	  with max_running yields at most the free slots. The time is passed in
+ *	  with max_running yields at most the free slots (its leases are
+ *	  serialised, see below). The time is passed in
  *	  as a parameter (the clock at the call), so run_at is an index bound.
  *
  *-------------------------------------------------------------------------
@@ -59,6 +60,7 @@ Datum
 jobq_lease(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr cap_plan = NULL;
 	Oid			argtypes[5] = {TEXTOID, TEXTOID, INT4OID, INTERVALOID, TIMESTAMPTZOID};
 	Datum		values[5];
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
@@ -90,6 +92,23 @@ jobq_lease(PG_FUNCTION_ARGS)
 	values[4] = TimestampTzGetDatum(GetCurrentTimestamp());
 
 	SPI_connect();
+
+	/*
+	 * A queue capped by max_running: leases of it are serialised by a
+	 * transaction advisory lock on the queue, taken before the lease
+	 * statement, which then counts the running jobs in a fresh snapshot
+	 * (READ COMMITTED) that sees every lease committed before. Without it,
+	 * concurrent leases each count in their own snapshot, blind to the
+	 * others' uncommitted leases, and together exceed the cap.
+	 */
+	jobq_plan(&cap_plan,
+			  "SELECT pg_catalog.pg_advisory_xact_lock(1785684594, pg_catalog.hashtext(q.queue))"
+			  " FROM jobq.queues q WHERE q.queue OPERATOR(pg_catalog.=) $1"
+			  " AND q.max_running IS NOT NULL AND NOT q.paused",
+			  1, argtypes);
+	if (SPI_execute_plan(cap_plan, values, nulls, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "jobq: lease cap lock failed");
+
 	jobq_plan(&plan, lease_sql, 5, argtypes);
 	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "jobq: lease failed");

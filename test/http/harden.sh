@@ -36,8 +36,9 @@ done | sort | uniq -c | awk '{printf "%s:%s ", $2, $1}')
 echo "20 requests at once with --rate 5: $codes"
 n200=$(sed -n 's/.*200:\([0-9]*\).*/\1/p' <<<"$codes")
 n429=$(sed -n 's/.*429:\([0-9]*\).*/\1/p' <<<"$codes")
-[ "${n200:-0}" -ge 5 ] && [ "${n200:-0}" -le 9 ] || die "expected 5 to 9 answered, got ${n200:-0}"
-[ "${n429:-0}" -ge 11 ] || die "expected at least 11 429s, got ${n429:-0}"
+# 5 at once, then 5 a second while the 20 curls run (slow machines: a little more)
+[ "${n200:-0}" -ge 5 ] && [ "${n200:-0}" -le 12 ] || die "expected 5 to 12 answered, got ${n200:-0}"
+[ "${n429:-0}" -ge 8 ] || die "expected at least 8 429s, got ${n429:-0}"
 ok "the flood is cut at the rate"
 req GET /v1 '' -H 'Authorization: Bearer plain-secret'
 expect_status 429 "still over the rate"

@@ -24,10 +24,12 @@ sidecar_cleanup() {
 }
 trap sidecar_cleanup EXIT
 
+# A port below the ephemeral range (32768-60999), where no client socket sits; nobody
+# listens on it now (start_sidecar still retries when the bind loses a race).
 free_port() {
 	local p
 	for _ in $(seq 1 200); do
-		p=$((30000 + RANDOM % 30000))
+		p=$((10000 + RANDOM % 22000))
 		if ! (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
 			return
@@ -37,24 +39,32 @@ free_port() {
 }
 
 start_sidecar() {
-	local port i
-	port=$(free_port)
-	base=http://127.0.0.1:$port
-	sidecar_log=$tmpd/sidecar-$port.log
-	"$SIDECAR_BIN" --listen "127.0.0.1:$port" \
-		--db "host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE" "$@" \
-		2>"$sidecar_log" &
-	sidecar_pid=$!
-	sidecar_pids+=("$sidecar_pid")
-	for ((i = 0; i < 100; i++)); do
-		if curl -s -o /dev/null "$base/v1/openapi.yaml" 2>/dev/null; then
-			return 0
-		fi
-		kill -0 "$sidecar_pid" 2>/dev/null || { cat "$sidecar_log" >&2; die "sidecar exited"; }
-		sleep 0.1
+	local port i attempt
+	for attempt in 1 2 3 4 5; do
+		port=$(free_port)
+		base=http://127.0.0.1:$port
+		sidecar_log=$tmpd/sidecar-$port.log
+		"$SIDECAR_BIN" --listen "127.0.0.1:$port" \
+			--db "host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE" "$@" \
+			2>"$sidecar_log" &
+		sidecar_pid=$!
+		sidecar_pids+=("$sidecar_pid")
+		for ((i = 0; i < 100; i++)); do
+			if curl -s -o /dev/null "$base/v1/openapi.yaml" 2>/dev/null; then
+				return 0
+			fi
+			if ! kill -0 "$sidecar_pid" 2>/dev/null; then
+				# another process took the port between free_port and the bind: another one
+				grep -q 'cannot bind' "$sidecar_log" && continue 2
+				cat "$sidecar_log" >&2
+				die "sidecar exited"
+			fi
+			sleep 0.1
+		done
+		cat "$sidecar_log" >&2
+		die "sidecar did not start on $base"
 	done
-	cat "$sidecar_log" >&2
-	die "sidecar did not start on $base"
+	die "no port could be bound"
 }
 
 stop_sidecar() {

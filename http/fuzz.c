@@ -26,17 +26,7 @@
 
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* stand-ins for reply.c: record the first status */
-void
-jh_header(JhRequest *r, const char *name, const char *value)
-{
-	if (r->nhdr >= JH_MAX_HEADERS)
-		return;
-	r->hdr_name[r->nhdr] = name;
-	r->hdr_value[r->nhdr] = jh_strdup(r, value);
-	r->nhdr++;
-}
-
+/* stand-in for reply.c's jh_reply_error: record the first status */
 void
 jh_reply_error(JhRequest *r, int status, const char *sqlstate, const char *fmt,...)
 {

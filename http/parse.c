@@ -8,8 +8,8 @@
  *	  file, and per-request allocation.
  *
  * Nothing here touches a socket or PostgreSQL: answers go through
- * jh_reply_error and jh_header only, so http/fuzz.c links this file with
- * stand-ins for those and for the route handlers and runs it under
+ * jh_header (here) and jh_reply_error only, so http/fuzz.c links this file
+ * with a stand-in for the latter and for the route handlers and runs it under
  * libFuzzer (test/http/fuzz.sh).
  *
  *-------------------------------------------------------------------------
@@ -100,6 +100,17 @@ jh_strdup(JhRequest *r, const char *s)
 
 	memcpy(d, s, n + 1);
 	return d;
+}
+
+/* Adds a header to the response about to be sent; value is copied. */
+void
+jh_header(JhRequest *r, const char *name, const char *value)
+{
+	if (r->nhdr >= JH_MAX_HEADERS)
+		return;
+	r->hdr_name[r->nhdr] = name;
+	r->hdr_value[r->nhdr] = jh_strdup(r, value);
+	r->nhdr++;
 }
 
 /* jh_path_escape: s percent-encoded for one path segment (RFC 3986 unreserved kept). */

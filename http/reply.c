@@ -16,17 +16,6 @@
 
 #include "jobq_http.h"
 
-/* Adds a header to the response about to be sent; value is copied. */
-void
-jh_header(JhRequest *r, const char *name, const char *value)
-{
-	if (r->nhdr >= JH_MAX_HEADERS)
-		return;
-	r->hdr_name[r->nhdr] = name;
-	r->hdr_value[r->nhdr] = jh_strdup(r, value);
-	r->nhdr++;
-}
-
 /*
  * jh_reply: sends the one response of request r. A HEAD request gets the
  * headers only; 204 and 304 carry no Content-Length (RFC 9110).

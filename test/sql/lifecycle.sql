@@ -6,15 +6,7 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS jobq;
 RESET client_min_messages;
 
--- try(sql): 'ok', or the SQLSTATE and message of the error it raised.
-CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-	EXECUTE sql;
-	RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-	RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
+\i test/sql/include/try.sql
 -- fp(queue, id): a fingerprint of everything stored about a job (live row, runs,
 -- versions, number of events), to show that a call changed nothing.
 CREATE FUNCTION pg_temp.fp(q text, i text) RETURNS text LANGUAGE sql AS $$

@@ -6,14 +6,7 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS jobq;
 RESET client_min_messages;
 
-CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-	EXECUTE sql;
-	RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-	RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
+\i test/sql/include/try.sql
 
 SELECT queue FROM jobq.create_queue('lm', max_retries => 0);
 SELECT queue FROM jobq.create_queue('lm2', max_retries => 0);

@@ -5,14 +5,7 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS jobq;
 RESET client_min_messages;
 
-CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-	EXECUTE sql;
-	RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-	RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
+\i test/sql/include/try.sql
 -- v(queue, id): the versions of a job, without times.
 CREATE FUNCTION pg_temp.v(q text, i text) RETURNS TABLE (version integer, status text,
 	desired_status text, payload jsonb, rollback_enabled boolean, attempt integer,

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# bench/callgrind.sh: instructions per job of W2 n = 100, jobq against R2, for `make bench`
+# (run by bench/run.sh in the synchronous_commit = off pass only; sources bench/lib.sh).
+#
+# One job's cost on a busy server is mostly CPU; callgrind counts it exactly, noise free.
+# The transaction pair measured, as bench/w2_process_n100.sql and bench/r2_process_n100.sql
+# do it with pgbench:
+#   jobq  lease 100 jobs in one transaction (jobq.lease(queue, worker, 100)), complete them
+#         with one jobq.complete_batch in a second (while complete_batch is not installed:
+#         jobq.complete of each of the 100 in the second; the script says which on stderr);
+#   R2    UPDATE ... WHERE id IN (SELECT id ... ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED)
+#         RETURNING id, payload; then DELETE ... WHERE id = ANY(ids) (table: bench/r2.sql).
+# How: a fresh cluster of its own (scripts/cluster.sh in a scratch directory, jobq
+# preloaded; the cluster of run.sh is not touched), with synchronous_commit = $BENCH_SYNC and
+# jit = off, gets 100 000 pending jobs in each queue, VACUUM ANALYZE, and is stopped. Then
+# PostgreSQL in single-user mode (postgres --single, one statement per input line, each its
+# own transaction; the ids and lease tokens go from the first to the second transaction in
+# a session variable, set_config) runs under valgrind --tool=callgrind on a fresh copy of
+# that data directory, twice per system: K and 2K pairs of transactions. Start-up, shutdown
+# and the first (cold: catalog caches, plans) batches cancel in the difference:
+#   instr/job = (Ir(2K) - Ir(K)) / (K * 100)
+# which is the steady-state cost of a job, leasing and completing included, plus its share
+# of the shutdown checkpoint's writing of the extra dirty pages. No reaper, autovacuum or
+# client runs in single-user mode; the protocol and the client's own work are not counted.
+#
+# Metrics (workload cg, one value each): jobq n100, r2 n100 (instr/job).
+# Environment (besides lib.sh's): BENCH_CG_BATCHES (K, default 20), BENCH_CG_PREFILL
+# (100000). About 2 minutes. Needs valgrind (apt-get install -y valgrind).
+# Standalone: BENCH_SYNC=off bash bench/callgrind.sh (no PG* variables needed).
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+k=${BENCH_CG_BATCHES:-20}
+prefill=${BENCH_CG_PREFILL:-100000}
+command -v valgrind >/dev/null || { echo "callgrind: valgrind is not installed" >&2; exit 1; }
+as_pg() {
+	if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+dir=$(mktemp -d "$BENCH_TMP/cg.XXXXXX")
+chmod 755 "$dir"
+[ "$(id -u)" -ne 0 ] || chown postgres: "$dir"
+if ! as_pg test -w "$dir"; then # BENCH_TMP is closed to the postgres OS user
+	rm -rf "$dir"
+	dir=$(mktemp -d /tmp/jobq-cg.XXXXXX)
+	chmod 755 "$dir"
+fi
+cleanup() {
+	bash "$bench_top/scripts/cluster.sh" stop "$dir" immediate || true
+	[ -n "${BENCH_CG_KEEP:-}" ] && echo "callgrind: kept $dir" >&2 || rm -rf "$dir"
+}
+trap cleanup EXIT
+
+# The reference cluster: filled once, then only copied.
+read -r port sock < <(bash "$bench_top/scripts/cluster.sh" start "$dir")
+cat >>"$dir/data/postgresql.conf" <<CONF
+# added by bench/callgrind.sh
+synchronous_commit = $BENCH_SYNC
+jit = off
+CONF
+export PGHOST=$sock PGPORT=$port PGUSER=postgres PGDATABASE=postgres PGOPTIONS=
+sql -c "CREATE EXTENSION jobq" -c "SELECT jobq.create_queue('w2', timeout => '5 minutes')" >/dev/null
+for ((i = 0; i < prefill; i += 10000)); do
+	sql -c "SELECT count(*) FROM jobq.enqueue_batch('w2', (SELECT jsonb_agg(jsonb_build_object('payload', jsonb_build_object('n', i))) FROM generate_series(1, least(10000, $prefill - $i)) i))" >/dev/null
+done
+if [ -f "$bench_top/bench/r2.sql" ]; then
+	sql -f "$bench_top/bench/r2.sql" 2>&1 | grep -v -E 'NOTICE|does not exist, skipping' || true
+else # the same table, should bench/r2.sql be missing
+	sql -c "CREATE TABLE r2_jobs (id bigserial PRIMARY KEY, queue text NOT NULL,
+		payload jsonb NOT NULL DEFAULT '{}', status text NOT NULL DEFAULT 'pending'
+		CHECK (status IN ('pending', 'running')), attempts integer NOT NULL DEFAULT 0,
+		lease_expires_at timestamptz, created_at timestamptz NOT NULL DEFAULT now())" \
+		-c "CREATE INDEX r2_jobs_pending_idx ON r2_jobs (queue, id) WHERE status = 'pending'"
+fi
+sql -c "INSERT INTO r2_jobs (queue, payload) SELECT 'r2', jsonb_build_object('n', i) FROM generate_series(1, $prefill) i"
+sql -c "VACUUM ANALYZE" -c "CHECKPOINT"
+have_batch=$(sql -c "SELECT to_regprocedure('jobq.complete_batch(text,text[],uuid[],jsonb[])') IS NOT NULL")
+bash "$bench_top/scripts/cluster.sh" stop "$dir"
+
+# The statements, one a line.
+cat >"$dir/jobq_pair.sql" <<'SQL'
+SELECT pg_catalog.set_config('cg.ids', pg_catalog.array_agg(id)::text, false), pg_catalog.set_config('cg.leases', pg_catalog.array_agg(lease)::text, false), pg_catalog.count(payload) FROM jobq.lease('w2', 'bench', 100)
+SQL
+if [ "$have_batch" = t ]; then
+	echo "SELECT pg_catalog.count(*) FROM jobq.complete_batch('w2', pg_catalog.current_setting('cg.ids')::text[], pg_catalog.current_setting('cg.leases')::uuid[])" >>"$dir/jobq_pair.sql"
+	echo "callgrind: jobq = lease 100 + one complete_batch" >&2
+else
+	echo "SELECT pg_catalog.count(jobq.complete('w2', i, NULL, l)) FROM pg_catalog.unnest(pg_catalog.current_setting('cg.ids')::text[], pg_catalog.current_setting('cg.leases')::uuid[]) AS u(i, l)" >>"$dir/jobq_pair.sql"
+	echo "callgrind: jobq = lease 100 + complete x 100 (complete_batch not installed)" >&2
+fi
+cat >"$dir/r2_pair.sql" <<'SQL'
+WITH l AS (UPDATE r2_jobs SET status = 'running', attempts = attempts + 1, lease_expires_at = clock_timestamp() + interval '30 seconds' WHERE id IN (SELECT id FROM r2_jobs WHERE queue = 'r2' AND status = 'pending' ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED) RETURNING id, payload) SELECT set_config('cg.ids', array_agg(id)::text, false), count(payload) FROM l
+DELETE FROM r2_jobs WHERE id = ANY(current_setting('cg.ids')::bigint[])
+SQL
+
+# instr SYSTEM PAIRS: instructions of a single-user session running PAIRS pairs.
+instr() {
+	local sys=$1 pairs=$2 run=$dir/run out want
+	as_pg rm -rf "$run"
+	as_pg cp -a "$dir/data" "$run"
+	for ((i = 0; i < pairs; i++)); do cat "$dir/${sys}_pair.sql"; done >"$dir/script.sql"
+	out=$dir/callgrind.$sys.$pairs
+	as_pg valgrind --tool=callgrind --callgrind-out-file="$out" \
+		"$(pg_config --bindir)/postgres" --single -D "$run" postgres <"$dir/script.sql" >"$dir/single.log" 2>&1 ||
+		{ tail -30 "$dir/single.log" >&2; return 1; }
+	if grep -q -E '(ERROR|FATAL|PANIC):' "$dir/single.log"; then
+		grep -m 5 -E '(ERROR|FATAL|PANIC|QUERY|STATEMENT):' "$dir/single.log" | cut -c1-400 >&2
+		return 1
+	fi
+	# Every lease got 100 jobs (its count(payload) is 100), and with jobq every completion
+	# completed 100 (R2's DELETE prints no row).
+	want=$pairs
+	if [ "$sys" = jobq ]; then want=$((2 * pairs)); fi
+	if [ "$(grep -c -E '^[[:space:]]*[0-9]+: count = "100"' "$dir/single.log")" -lt "$want" ]; then
+		echo "callgrind: $sys did not lease and complete 100 jobs per pair" >&2
+		tail -30 "$dir/single.log" >&2
+		return 1
+	fi
+	awk '/^(summary|totals):/ {print $2; exit}' "$out"
+}
+
+for sys in ${BENCH_CG_SYSTEMS:-jobq r2}; do
+	a=$(instr "$sys" "$k")
+	b=$(instr "$sys" $((2 * k)))
+	per=$(awk -v a="$a" -v b="$b" -v k="$k" 'BEGIN {printf "%.0f", (b - a) / (k * 100)}')
+	echo "callgrind: $sys: $k pairs $a instr, $((2 * k)) pairs $b instr: $per instr/job" >&2
+	emit cg "$sys n100" instr/job "$per"
+done

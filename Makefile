@@ -54,3 +54,7 @@ test:
 
 run:
 	@bash scripts/run.sh
+
+.PHONY: bench
+bench:
+	@bash bench/run.sh

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# bench/w2_process.sh: W2, processing throughput, against R2 (a workload of make bench).
+#
+# 4 workers, each job leased in one transaction and completed in a second: n = 1
+# (jobq.lease + jobq.complete, bench/w2_process_n1.sql) and n = 100 (jobq.lease +
+# jobq.complete_batch, w2_process_n100.sql); the reference R2 (bench/r2.sql) with the same n
+# (UPDATE ... FOR UPDATE SKIP LOCKED ... RETURNING, then DELETE: r2_process_n1.sql,
+# r2_process_n100.sql). Every run starts from a queue of 100 000 pending jobs (refilled,
+# then VACUUM and CHECKPOINT) and must not run dry: a run lasts BENCH_SECONDS, or less when
+# an earlier run of the same script (the first is an untimed 1-second warm-up) shows that
+# 70 % of the queue would be gone sooner. jobq and R2 runs alternate. Jobs per second count
+# the jobs the database shows completed after the run. Figures: w2 `process n1`,
+# `process n100`; r2 `process n1`, `process n100` (jobs/s).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$bench_top/bench"
+clients=4
+depth=100000
+
+fill_jobq() {
+	jobq_reset
+	sql -c "SELECT jobq.create_queue('w2')" >/dev/null
+	sql -c "SELECT count(*) FROM jobq.enqueue_batch('w2', (SELECT jsonb_agg(jsonb_build_object('payload',
+		jsonb_build_object('to', 'ada@example.com', 'template', 'welcome', 'n', g)))
+		FROM generate_series(1, $depth) g))" >/dev/null
+}
+done_jobq() { sql -c "SELECT count(*) FROM jobq.history WHERE queue = 'w2' AND status = 'finished'"; }
+left_jobq() { sql -c "SELECT count(*) FROM jobq.jobs WHERE queue = 'w2' AND status = 'pending'"; }
+
+fill_r2() {
+	sql -c "SET client_min_messages = warning" -f r2.sql
+	sql -c "INSERT INTO r2_jobs (queue, payload) SELECT 'r2',
+		jsonb_build_object('to', 'ada@example.com', 'template', 'welcome', 'n', g)
+		FROM generate_series(1, $depth) g"
+}
+done_r2() { sql -c "SELECT $depth - count(*) FROM r2_jobs"; }
+left_r2() { sql -c "SELECT count(*) FROM r2_jobs WHERE status = 'pending'"; }
+
+# run KIND SCRIPT SECONDS: one run of SCRIPT (KIND jobq or r2) on a refilled queue; prints
+# jobs/s. Warns when the queue ran dry.
+run() {
+	local kind=$1 script=$2 secs=$3 tps n
+	"fill_$kind" >&2
+	settle >&2
+	read -r tps n < <(pgb_count "$script" "$clients" "$secs")
+	[ "$("left_$kind")" -gt 0 ] ||
+		echo "w2_process.sh: WARNING: $script ran the queue dry in $secs s: its figure is too low" >&2
+	per_second "$("done_$kind")" "$tps" "$n"
+}
+
+# length RATE...: the seconds of a run, at most BENCH_SECONDS, so that at the highest RATE
+# seen at most 70 % of the queue is used.
+length() {
+	printf '%s\n' "$@" | sort -g | tail -1 |
+		awk -v s="$BENCH_SECONDS" -v d="$depth" '{t = int(0.7 * d / ($1 > 0 ? $1 : 1)); if (t > s) t = s; if (t < 1) t = 1; print t}'
+}
+
+have_batch=$(sql -c "SELECT count(*) FROM pg_catalog.pg_proc WHERE proname = 'complete_batch'
+	AND pronamespace = 'jobq'::pg_catalog.regnamespace")
+[ "$have_batch" -gt 0 ] || echo "w2_process.sh: jobq.complete_batch is missing: w2 process n100 not measured" >&2
+
+variants=("jobq n1 w2_process_n1.sql" "r2 n1 r2_process_n1.sql")
+[ "$have_batch" -gt 0 ] && variants+=("jobq n100 w2_process_n100.sql")
+variants+=("r2 n100 r2_process_n100.sql")
+
+declare -A rates
+for v in "${variants[@]}"; do
+	read -r kind n script <<<"$v"
+	rates["$kind $n"]=$(run "$kind" "$script" 1)
+done
+declare -A runs
+for _ in $(seq 1 "$BENCH_RUNS"); do
+	for v in "${variants[@]}"; do
+		read -r kind n script <<<"$v"
+		# shellcheck disable=SC2086
+		r=$(run "$kind" "$script" "$(length ${rates["$kind $n"]})")
+		rates["$kind $n"]+=" $r"
+		runs["$kind $n"]+=" $r"
+	done
+done
+for v in "${variants[@]}"; do
+	read -r kind n script <<<"$v"
+	w=$kind
+	[ "$kind" = jobq ] && w=w2
+	# shellcheck disable=SC2086
+	emit "$w" "process $n" jobs/s ${runs["$kind $n"]}
+done
+sql -c "DROP TABLE r2_jobs"
+jobq_reset

@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # bench/r1_limit.sh: R1, the physical limit of this machine and cluster (a workload of make bench).
 #
+# Run by bench/run.sh once per synchronous_commit mode (see bench/lib.sh for the environment);
+# standalone, with PGHOST, PGPORT, PGUSER, PGDATABASE pointing at a throwaway database with
+# jobq installed:
+#
+#   BENCH_SYNC=off PGOPTIONS="-c synchronous_commit=off" BENCH_SECONDS=3 bash bench/r1_limit.sh
+#
 # pgbench, one statement per transaction, at 1, 4 and 8 clients: a 1-row INSERT
 # (bench/r1_insert.sql), a 1-row UPDATE by key (r1_update.sql, 100 000 rows), SELECT 1
 # (r1_select1.sql). Runs alternate between the three. Figures: r1 `insert cN`, `update cN`,

@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # bench/w1_enqueue.sh: W1, enqueue throughput, against R2 (a workload of make bench).
 #
+# Run by bench/run.sh once per synchronous_commit mode (see bench/lib.sh for the environment);
+# standalone, with PGHOST, PGPORT, PGUSER, PGDATABASE pointing at a throwaway database with
+# jobq installed (the extension is dropped and created again):
+#
+#   BENCH_SYNC=off PGOPTIONS="-c synchronous_commit=off" BENCH_SECONDS=3 bash bench/w1_enqueue.sh
+#
 # 4 clients, one transaction per call: jobq.enqueue of 1 job (bench/w1_enqueue_b1.sql) and
 # jobq.enqueue_batch of 100 jobs (w1_enqueue_b100.sql, the 100 jobs sent as one jsonb
 # parameter); the reference R2 (bench/r2.sql): a 1-row INSERT (r2_insert_b1.sql) and an

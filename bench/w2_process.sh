@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # bench/w2_process.sh: W2, processing throughput, against R2 (a workload of make bench).
 #
+# Run by bench/run.sh once per synchronous_commit mode (see bench/lib.sh for the environment);
+# standalone, with PGHOST, PGPORT, PGUSER, PGDATABASE pointing at a throwaway database with
+# jobq installed (the extension is dropped and created again):
+#
+#   BENCH_SYNC=off PGOPTIONS="-c synchronous_commit=off" BENCH_SECONDS=3 bash bench/w2_process.sh
+#
 # 4 workers, each job leased in one transaction and completed in a second: n = 1
 # (jobq.lease + jobq.complete, bench/w2_process_n1.sql) and n = 100 (jobq.lease +
 # jobq.complete_batch, w2_process_n100.sql); the reference R2 (bench/r2.sql) with the same n
 # (UPDATE ... FOR UPDATE SKIP LOCKED ... RETURNING, then DELETE: r2_process_n1.sql,
 # r2_process_n100.sql). Every run starts from a queue of 100 000 pending jobs (refilled,
 # then VACUUM and CHECKPOINT) and must not run dry: a run lasts BENCH_SECONDS, or less when
-# an earlier run of the same script (the first is an untimed 1-second warm-up) shows that
+# an earlier run of the same script (the first, a 1-second warm-up, is not reported) shows that
 # 70 % of the queue would be gone sooner. jobq and R2 runs alternate. Jobs per second count
 # the jobs the database shows completed after the run. Figures: w2 `process n1`,
 # `process n100`; r2 `process n1`, `process n100` (jobs/s).

@@ -18,6 +18,8 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -25,6 +27,7 @@
 
 PG_FUNCTION_INFO_V1(jobq_heartbeat);
 PG_FUNCTION_INFO_V1(jobq_complete);
+PG_FUNCTION_INFO_V1(jobq_complete_batch);
 PG_FUNCTION_INFO_V1(jobq_fail);
 
 /* Fills values/nulls [0..1] with queue and id, [at] with the token. */
@@ -115,6 +118,20 @@ jobq_heartbeat(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Moves the rows deleted by CTE d (the job's columns plus new_result) to the
+ * history as finished runs; $5 is the time of the call.
+ */
+#define FINISHED_INSERT \
+" INSERT INTO jobq.history (queue, id, run, version, status, desired_status," \
+"  payload, state, result, priority, run_at, timeout, max_retries, attempt," \
+"  worker, progress, message, persist, rollback_enabled, created_by," \
+"  created_at, started_at, updated_at, finished_at)" \
+" SELECT d.queue, d.id, d.run, d.version, 'finished', d.desired_status," \
+"  d.payload, d.state, d.new_result, d.priority, d.run_at, d.timeout, d.max_retries," \
+"  d.attempt, d.worker, 100, d.message, d.persist, d.rollback_enabled," \
+"  d.created_by, d.created_at, d.started_at, $5, $5 FROM d"
+
+/*
  * jobq.complete(queue, id, result jsonb, lease uuid) returns void
  *
  * Ends the running job as finished with its result: the run moves from the
@@ -137,15 +154,8 @@ jobq_complete(PG_FUNCTION_ARGS)
 	jobq_plan(&plan,
 			  "WITH d AS (DELETE FROM jobq.jobs j"
 			  "  WHERE j.queue = $1 AND j.id = $2 AND j.status = 'running'"
-			  "  AND ($4::uuid IS NULL OR j.lease = $4) RETURNING j.*)"
-			  " INSERT INTO jobq.history (queue, id, run, version, status, desired_status,"
-			  "  payload, state, result, priority, run_at, timeout, max_retries, attempt,"
-			  "  worker, progress, message, persist, rollback_enabled, created_by,"
-			  "  created_at, started_at, updated_at, finished_at)"
-			  " SELECT d.queue, d.id, d.run, d.version, 'finished', d.desired_status,"
-			  "  d.payload, d.state, $3, d.priority, d.run_at, d.timeout, d.max_retries,"
-			  "  d.attempt, d.worker, 100, d.message, d.persist, d.rollback_enabled,"
-			  "  d.created_by, d.created_at, d.started_at, $5, $5 FROM d",
+			  "  AND ($4::uuid IS NULL OR j.lease = $4) RETURNING j.*, $3::jsonb AS new_result)"
+			  FINISHED_INSERT,
 			  5, argtypes);
 	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "jobq: complete failed");
@@ -153,6 +163,105 @@ jobq_complete(PG_FUNCTION_ARGS)
 		jobq_raise_not_leased(values[0], values[1], values[3], nulls[3] == 'n');
 	SPI_finish();
 	PG_RETURN_VOID();
+}
+
+/* The length of a one-dimensional array argument that must not be null. */
+static int
+batch_len(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	ArrayType  *a;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", argname)));
+	a = PG_GETARG_ARRAYTYPE_P(argno);
+	if (ARR_NDIM(a) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a one-dimensional array", argname)));
+	if (array_contains_nulls(a))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not contain nulls", argname)));
+	return ARR_NDIM(a) == 0 ? 0 : ARR_DIMS(a)[0];
+}
+
+/*
+ * jobq.complete_batch(queue, ids text[], leases uuid[], results jsonb[])
+ * returns setof text
+ *
+ * jobq.complete for many jobs in one statement: ids[i] is finished with
+ * results[i] (no results: null) when it is running under lease leases[i].
+ * Each job is fenced by its own token; a job that is not running, or whose
+ * lease is stale, is left untouched and missing from the answer, which is the
+ * ids completed.
+ */
+Datum
+jobq_complete_batch(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[5] = {TEXTOID, TEXTARRAYOID, UUIDARRAYOID, JSONBARRAYOID,
+	TIMESTAMPTZOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			n;
+	uint64		i;
+
+	jobq_queue_arg(fcinfo, 0);
+	n = batch_len(fcinfo, 1, "ids");
+	if (batch_len(fcinfo, 2, "leases") != n)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("leases must have one token per id (%d ids)", n)));
+	if (n > JOBQ_LEASE_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("at most %d jobs per batch, got %d", JOBQ_LEASE_MAX, n)));
+	if (!PG_ARGISNULL(3))
+	{
+		ArrayType  *r = PG_GETARG_ARRAYTYPE_P(3);
+
+		if (ARR_NDIM(r) > 1 || (ARR_NDIM(r) == 0 ? 0 : ARR_DIMS(r)[0]) != n)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("results must have one element per id (%d ids)", n)));
+	}
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	if (n == 0)
+		return (Datum) 0;
+
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PG_GETARG_DATUM(1);
+	values[2] = PG_GETARG_DATUM(2);
+	values[3] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
+	nulls[3] = PG_ARGISNULL(3) ? 'n' : ' ';
+	values[4] = TimestampTzGetDatum(GetCurrentTimestamp());
+
+	SPI_connect();
+	jobq_plan(&plan,
+			  "WITH k AS (SELECT k.id, k.lease, k.result"
+			  "  FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4))"
+			  "  AS k(id, lease, result)),"
+			  " d AS (DELETE FROM jobq.jobs j USING k"
+			  "  WHERE j.queue = $1 AND j.id = k.id AND j.status = 'running'"
+			  "  AND j.lease = k.lease RETURNING j.*, k.result AS new_result)"
+			  FINISHED_INSERT " RETURNING id",
+			  5, argtypes);
+	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "jobq: complete_batch failed");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		id = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1,
+									   &isnull);
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &id, &isnull);
+	}
+	SPI_finish();
+	return (Datum) 0;
 }
 
 /*

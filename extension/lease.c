@@ -3,14 +3,17 @@
  * lease.c
  *	  jobq.lease: hand out up to n due pending jobs of a queue to a worker.
  *
- *	  One prepared statement does the whole lease: it picks the jobs through
+ *	  Two prepared statements do a lease. The first picks the jobs through
  *	  the partial index over pending rows (queue, priority, run_at, run) with
- *	  FOR UPDATE SKIP LOCKED, in a MATERIALIZED CTE so that the LIMIT is
- *	  applied exactly once whatever join plan is chosen, and marks them
- *	  running with a fresh lease token. Paused queues yield nothing; a queue
- *	  with max_running yields at most the free slots (its leases are
- *	  serialised, see below). The time is passed in
- *	  as a parameter (the clock at the call), so run_at is an index bound.
+ *	  FOR UPDATE SKIP LOCKED and returns their partition and ctid; the second
+ *	  marks them running with a fresh lease token, by TID in each partition.
+ *	  Joining the picked rows back by key instead lets the planner, which
+ *	  cannot know n in a generic plan, choose a merge join over the whole
+ *	  table: 50 ms per lease with 100 000 jobs, against a few microseconds per
+ *	  row by TID. Paused queues yield nothing; a queue with max_running yields
+ *	  at most the free slots (its leases are serialised, see below). The time
+ *	  is passed in as a parameter (the clock at the call), so run_at is an
+ *	  index bound.
  *
  *-------------------------------------------------------------------------
  */
@@ -18,6 +21,7 @@
 
 #include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -25,30 +29,72 @@
 
 PG_FUNCTION_INFO_V1(jobq_lease);
 
-static const char *lease_sql =
-"WITH q AS ("
-"  SELECT CASE WHEN q.max_running IS NULL THEN $3"
-"    ELSE LEAST($3, GREATEST(0, q.max_running - ("
-"      SELECT pg_catalog.count(*)::integer FROM jobq.jobs r"
-"      WHERE r.queue = $1 AND r.status = 'running'))) END AS n"
-"  FROM jobq.queues q WHERE q.queue = $1 AND NOT q.paused),"
-" c AS MATERIALIZED ("
-"  SELECT j.queue, j.id, j.persist FROM jobq.jobs j"
-"  WHERE j.queue = $1 AND j.status = 'pending' AND j.run_at <= $5"
-"  ORDER BY j.priority, j.run_at, j.run"
-"  LIMIT COALESCE((SELECT q.n FROM q), 0)"
-"  FOR UPDATE OF j SKIP LOCKED),"
-" u AS ("
-"  UPDATE jobq.jobs j SET status = 'running', attempt = j.attempt + 1,"
-"    lease = pg_catalog.gen_random_uuid(), worker = $2,"
-"    timeout = COALESCE($4, j.timeout),"
-"    lease_expires_at = $5 + COALESCE($4, j.timeout),"
-"    started_at = $5, updated_at = $5"
-"  FROM c WHERE j.queue = c.queue AND j.id = c.id AND j.persist = c.persist"
-"  RETURNING j.queue, j.id, j.run, j.version, j.attempt, j.lease, j.payload, j.state,"
-"    j.timeout, j.lease_expires_at, j.max_retries, j.priority, j.persist, j.run_at,"
-"    j.created_at)"
-" SELECT * FROM u ORDER BY u.priority, u.run_at, u.run";
+/*
+ * The queue's state; a queue capped by max_running also takes the lock that
+ * serialises its leases (see jobq_lease).
+ */
+static const char *queue_sql =
+"SELECT q.paused, q.max_running,"
+"  CASE WHEN q.max_running IS NOT NULL AND NOT q.paused THEN"
+"    pg_catalog.pg_advisory_xact_lock(1785684594, pg_catalog.hashtext(q.queue)) END"
+" FROM jobq.queues q WHERE q.queue = $1";
+
+static const char *running_sql =
+"SELECT pg_catalog.count(*)::integer FROM jobq.jobs r"
+" WHERE r.queue = $1 AND r.status = 'running'";
+
+/* Picks and locks up to $2 jobs to lease: their partition and ctid. */
+static const char *pick_sql =
+"SELECT j.persist, j.ctid FROM jobq.jobs j"
+" WHERE j.queue = $1 AND j.status = 'pending' AND j.run_at <= $3"
+" ORDER BY j.priority, j.run_at, j.run LIMIT $2"
+" FOR UPDATE OF j SKIP LOCKED";
+
+/*
+ * Marks the picked jobs running, by TID (a Tid Scan: no join, so no plan can
+ * read more than the picked rows), in one partition or both. The rows are
+ * locked by the pick, so their ctids still name them; the status check is a
+ * safeguard.
+ */
+#define LEASE_UPDATE(rel, param) \
+"UPDATE " rel " j SET status = 'running', attempt = j.attempt + 1," \
+"    lease = pg_catalog.gen_random_uuid(), worker = $3," \
+"    timeout = COALESCE($4, j.timeout)," \
+"    lease_expires_at = $5 + COALESCE($4, j.timeout)," \
+"    started_at = $5, updated_at = $5" \
+"  WHERE j.ctid = ANY(" param ") AND j.status = 'pending'" \
+"  RETURNING j.queue, j.id, j.run, j.version, j.attempt, j.lease, j.payload, j.state," \
+"    j.timeout, j.lease_expires_at, j.max_retries, j.priority, j.persist, j.run_at," \
+"    j.created_at"
+#define LEASE_ORDER " ORDER BY priority, run_at, run"
+
+static const char *mark_sql[3] = {
+	/* persistent jobs only */
+	"WITH p AS (" LEASE_UPDATE("jobq.jobs_persistent", "$1") ")"
+	" SELECT * FROM p" LEASE_ORDER,
+	/* unlogged jobs only */
+	"WITH u AS (" LEASE_UPDATE("jobq.jobs_unlogged", "$2") ")"
+	" SELECT * FROM u" LEASE_ORDER,
+	/* both */
+	"WITH p AS (" LEASE_UPDATE("jobq.jobs_persistent", "$1") "),"
+	" u AS (" LEASE_UPDATE("jobq.jobs_unlogged", "$2") ")"
+	" SELECT * FROM p UNION ALL SELECT * FROM u" LEASE_ORDER,
+};
+
+/* The ctids picked in one partition. */
+typedef struct TidList
+{
+	int			n;
+	Datum	   *tids;
+} TidList;
+
+static Datum
+tid_array(TidList *list)
+{
+	return PointerGetDatum(construct_array(list->tids, list->n, TIDOID,
+										   sizeof(ItemPointerData), false,
+										   TYPALIGN_SHORT));
+}
 
 /*
  * jobq.lease(queue text, worker text, n int, timeout interval)
@@ -59,8 +105,20 @@ static const char *lease_sql =
 Datum
 jobq_lease(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan = NULL;
-	static SPIPlanPtr cap_plan = NULL;
+	static SPIPlanPtr queue_plan = NULL;
+	static SPIPlanPtr running_plan = NULL;
+	static SPIPlanPtr pick_plan = NULL;
+	static SPIPlanPtr mark_plans[3] = {NULL, NULL, NULL};
+	Oid			pick_types[3] = {TEXTOID, INT4OID, TIMESTAMPTZOID};
+	Oid			mark_types[5] = {TIDARRAYOID, TIDARRAYOID, TEXTOID, INTERVALOID,
+	TIMESTAMPTZOID};
+	Datum		pick_args[3];
+	Datum		mark_args[5];
+	char		mark_nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	TidList		lists[2];
+	int			which;
+	bool		isnull;
+	Datum		cap;
 	Oid			argtypes[5] = {TEXTOID, TEXTOID, INT4OID, INTERVALOID, TIMESTAMPTZOID};
 	Datum		values[5];
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
@@ -95,22 +153,78 @@ jobq_lease(PG_FUNCTION_ARGS)
 
 	/*
 	 * A queue capped by max_running: leases of it are serialised by a
-	 * transaction advisory lock on the queue, taken before the lease
-	 * statement, which then counts the running jobs in a fresh snapshot
-	 * (READ COMMITTED) that sees every lease committed before. Without it,
-	 * concurrent leases each count in their own snapshot, blind to the
-	 * others' uncommitted leases, and together exceed the cap.
+	 * transaction advisory lock on the queue, taken by the first statement;
+	 * the second counts the running jobs in a fresh snapshot (READ COMMITTED)
+	 * that sees every lease committed before. Without it, concurrent leases
+	 * each count in their own snapshot, blind to the others' uncommitted
+	 * leases, and together exceed the cap.
 	 */
-	jobq_plan(&cap_plan,
-			  "SELECT pg_catalog.pg_advisory_xact_lock(1785684594, pg_catalog.hashtext(q.queue))"
-			  " FROM jobq.queues q WHERE q.queue OPERATOR(pg_catalog.=) $1"
-			  " AND q.max_running IS NOT NULL AND NOT q.paused",
-			  1, argtypes);
-	if (SPI_execute_plan(cap_plan, values, nulls, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "jobq: lease cap lock failed");
+	jobq_plan(&queue_plan, queue_sql, 1, argtypes);
+	if (SPI_execute_plan(queue_plan, values, nulls, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "jobq: lease queue look-up failed");
+	if (SPI_processed == 0 ||
+		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+	{
+		SPI_finish();
+		return (Datum) 0;
+	}
+	cap = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	if (!isnull)
+	{
+		int32		free_slots = DatumGetInt32(cap);
 
-	jobq_plan(&plan, lease_sql, 5, argtypes);
-	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_SELECT)
+		jobq_plan(&running_plan, running_sql, 1, argtypes);
+		if (SPI_execute_plan(running_plan, values, nulls, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "jobq: lease count of running jobs failed");
+		free_slots -= DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+												  SPI_tuptable->tupdesc, 1, &isnull));
+		if (free_slots <= 0)
+		{
+			SPI_finish();
+			return (Datum) 0;
+		}
+		n = Min(n, free_slots);
+	}
+
+	pick_args[0] = values[0];
+	pick_args[1] = Int32GetDatum(n);
+	pick_args[2] = values[4];
+	jobq_plan(&pick_plan, pick_sql, 3, pick_types);
+	if (SPI_execute_plan(pick_plan, pick_args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "jobq: lease pick failed");
+	if (SPI_processed == 0)
+	{
+		SPI_finish();
+		return (Datum) 0;
+	}
+
+	lists[0].n = lists[1].n = 0;
+	lists[0].tids = palloc(sizeof(Datum) * SPI_processed);
+	lists[1].tids = palloc(sizeof(Datum) * SPI_processed);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		persist = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i],
+														 SPI_tuptable->tupdesc, 1, &isnull));
+		TidList    *list = &lists[persist ? 0 : 1];
+		ItemPointer tid = (ItemPointer) palloc(sizeof(ItemPointerData));
+
+		ItemPointerCopy((ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[i],
+																	SPI_tuptable->tupdesc, 2,
+																	&isnull)),
+						tid);
+		list->tids[list->n++] = PointerGetDatum(tid);
+	}
+
+	mark_args[0] = tid_array(&lists[0]);
+	mark_args[1] = tid_array(&lists[1]);
+	mark_args[2] = values[1];
+	mark_args[3] = values[3];
+	mark_args[4] = values[4];
+	mark_nulls[2] = nulls[1];
+	mark_nulls[3] = nulls[3];
+	which = lists[1].n == 0 ? 0 : lists[0].n == 0 ? 1 : 2;
+	jobq_plan(&mark_plans[which], mark_sql[which], 5, mark_types);
+	if (SPI_execute_plan(mark_plans[which], mark_args, mark_nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "jobq: lease failed");
 
 	for (i = 0; i < SPI_processed; i++)

@@ -27,13 +27,20 @@
 /*
  * jobq_plan: the kept plan in *cache, preparing sql first if needed.
  * The caller is connected to SPI.
+ *
+ * The plan is generic from the first call: the plan cache would otherwise
+ * plan each call anew (a "custom" plan, about 1 ms) for as long as the
+ * generic plan looks dearer, which a LIMIT or an array parameter makes it
+ * look forever. Every statement here is written to be planned well without
+ * its parameters' values (key look-ups, TID scans, LIMIT on an index order).
  */
 SPIPlanPtr
 jobq_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
 {
 	if (*cache == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes,
+											  CURSOR_OPT_GENERIC_PLAN);
 
 		if (plan == NULL)
 			elog(ERROR, "jobq: SPI_prepare failed: %s",

@@ -46,7 +46,7 @@ COMMENT ON FUNCTION jobq._caller_sees_all() IS
 /* ---------------------------------------------------------------- storage */
 
 CREATE TABLE jobq.queues (
-	queue		text PRIMARY KEY,
+	queue		text COLLATE "C" PRIMARY KEY,
 	timeout		interval NOT NULL DEFAULT '30 seconds',
 	max_retries	integer NOT NULL DEFAULT 3,
 	retry_base	interval NOT NULL DEFAULT '1 second',
@@ -94,8 +94,8 @@ CREATE TYPE jobq.job AS (
 COMMENT ON TYPE jobq.job IS 'a job (live) or one of its ended runs';
 
 CREATE TABLE jobq.jobs (
-	queue			text NOT NULL,
-	id				text NOT NULL,
+	queue			text COLLATE "C" NOT NULL,
+	id				text COLLATE "C" NOT NULL,
 	run				bigint NOT NULL DEFAULT pg_catalog.nextval('jobq.run_seq'),
 	version			integer NOT NULL DEFAULT 0,
 	status			text NOT NULL DEFAULT 'pending'
@@ -147,13 +147,12 @@ CREATE TABLE jobq.history (
 ALTER TABLE jobq.history ADD CHECK (status IN ('finished', 'failed', 'cancelled'));
 COMMENT ON TABLE jobq.history IS 'ended runs of jobs (finished, failed, cancelled), purged after the queue''s retention';
 CREATE INDEX history_job_idx ON jobq.history (queue, id, run);
-CREATE INDEX history_finished_idx ON jobq.history (finished_at);
 CREATE INDEX history_created_idx ON jobq.history (created_at);
 
 CREATE TABLE jobq.job_events (
 	eid			bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-	queue		text NOT NULL,
-	id			text NOT NULL,
+	queue		text COLLATE "C" NOT NULL,
+	id			text COLLATE "C" NOT NULL,
 	run			bigint NOT NULL,
 	version		integer NOT NULL,
 	attempt		integer NOT NULL,
@@ -671,6 +670,16 @@ RETURNS void
 LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'jobq_complete';
 COMMENT ON FUNCTION jobq.complete(text, text, jsonb, uuid) IS
 	'finishes a running job with its result; the run moves to the history';
+
+CREATE FUNCTION jobq.complete_batch(
+	queue text,
+	ids text[],
+	leases uuid[],
+	results jsonb[] DEFAULT NULL)
+RETURNS SETOF text
+LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'jobq_complete_batch';
+COMMENT ON FUNCTION jobq.complete_batch(text, text[], uuid[], jsonb[]) IS
+	'complete for many jobs in one statement, each fenced by its own lease token; returns the ids completed (the others are untouched)';
 
 CREATE FUNCTION jobq.fail(
 	queue text,

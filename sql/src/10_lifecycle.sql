@@ -30,8 +30,8 @@
 /* ---------------------------------------------------------------- storage */
 
 CREATE TABLE jobq.job_versions (
-	queue			text NOT NULL,
-	id				text NOT NULL,
+	queue			text COLLATE "C" NOT NULL,
+	id				text COLLATE "C" NOT NULL,
 	run				bigint NOT NULL,
 	version			integer NOT NULL,
 	status			text NOT NULL CHECK (status IN ('finished', 'failed')),

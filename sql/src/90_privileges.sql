@@ -4,7 +4,7 @@
  *
  *   jobq_producer   enqueue, enqueue_batch; get, exists, runs, progress, result, wait on the
  *                   jobs it created (created_by is the calling role, jobq._caller())
- *   jobq_worker     lease, heartbeat, complete, fail, release, reschedule, log
+ *   jobq_worker     lease, heartbeat, complete, complete_batch, fail, release, reschedule, log
  *   jobq_admin      every API function (queue settings, lifecycle, search, events,
  *                   versions, errors, HarperDB calls, stats, reap, start/stop_reaper), reads
  *                   every job, SELECT on the tables and views
@@ -77,6 +77,7 @@ GRANT EXECUTE ON FUNCTION
 	jobq.lease(text, text, integer, interval),
 	jobq.heartbeat(text, text, jsonb, real, text, uuid),
 	jobq.complete(text, text, jsonb, uuid),
+	jobq.complete_batch(text, text[], uuid[], jsonb[]),
 	jobq.fail(text, text, text, boolean, uuid),
 	jobq.release(text, text, jsonb, uuid),
 	jobq.reschedule(text, text, timestamptz, jsonb, jsonb, interval, integer),

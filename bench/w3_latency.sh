@@ -21,6 +21,7 @@
 # of the run, in ms. Targets (sync off): p50 <= 5 ms, p99 <= 50 ms.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
+export PGOPTIONS=${PGOPTIONS:--c synchronous_commit=$BENCH_SYNC}
 
 secs=${BENCH_W3_SECONDS:-60}
 producers=${BENCH_W3_PRODUCERS:-2}

@@ -23,11 +23,51 @@
 #include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "common/pg_prng.h"
 #include "utils/timestamp.h"
+#include "utils/uuid.h"
 
 #include "jobq.h"
 
 PG_FUNCTION_INFO_V1(jobq_lease);
+PG_FUNCTION_INFO_V1(jobq_token);
+
+/*
+ * jobq._token() returns uuid: a random (version 4) UUID for a lease token.
+ *
+ * Tokens fence stale workers; they need to be unique, not secret (a worker
+ * allowed to complete may complete without one). gen_random_uuid() asks
+ * OpenSSL for every token, about 10% of a lease's instructions; this draws
+ * from a generator of the backend seeded once from the same strong source.
+ */
+Datum
+jobq_token(PG_FUNCTION_ARGS)
+{
+	static pg_prng_state state;
+	static bool seeded = false;
+	pg_uuid_t  *uuid = palloc(UUID_LEN);
+	uint64		hi,
+				lo;
+
+	if (!seeded)
+	{
+		if (!pg_prng_strong_seed(&state))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not seed the lease token generator")));
+		seeded = true;
+	}
+	hi = pg_prng_uint64(&state);
+	lo = pg_prng_uint64(&state);
+	for (int i = 0; i < 8; i++)
+	{
+		uuid->data[i] = (unsigned char) (hi >> (56 - 8 * i));
+		uuid->data[8 + i] = (unsigned char) (lo >> (56 - 8 * i));
+	}
+	uuid->data[6] = (uuid->data[6] & 0x0f) | 0x40;	/* version 4 */
+	uuid->data[8] = (uuid->data[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
+	PG_RETURN_UUID_P(uuid);
+}
 
 /*
  * The queue's state; a queue capped by max_running also takes the lock that
@@ -58,7 +98,7 @@ static const char *pick_sql =
  */
 #define LEASE_UPDATE(rel, param) \
 "UPDATE " rel " j SET status = 'running', attempt = j.attempt + 1," \
-"    lease = pg_catalog.gen_random_uuid(), worker = $3," \
+"    lease = jobq._token(), worker = $3," \
 "    timeout = COALESCE($4, j.timeout)," \
 "    lease_expires_at = $5 + COALESCE($4, j.timeout)," \
 "    started_at = $5, updated_at = $5" \

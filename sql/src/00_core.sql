@@ -636,6 +636,11 @@ COMMENT ON FUNCTION jobq.enqueue_batch(text, jsonb) IS
 
 /* ------------------------------------------------------------- hot path (C) */
 
+CREATE FUNCTION jobq._token() RETURNS uuid
+	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'jobq_token';
+COMMENT ON FUNCTION jobq._token() IS
+	'lease: a fresh random (version 4) UUID for a lease token, from a generator seeded once per backend';
+
 CREATE FUNCTION jobq.lease(
 	queue text,
 	worker text DEFAULT NULL,

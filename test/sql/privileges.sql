@@ -111,6 +111,7 @@ INSERT INTO priv_calls VALUES
 	('_retire', 'SELECT jobq._retire(NULL::jobq.jobs, ''finished'', ''finished'')'),
 	('_retired_version', 'SELECT jobq._retired_version(''pq'', ''x'', NULL)'),
 	('_rollback', 'SELECT jobq._rollback(NULL::jobq.jobs)'),
+	('_token', 'SELECT jobq._token()'),
 	('_valid_queue', 'SELECT jobq._valid_queue(''pq'')'),
 	('_version_since', 'SELECT jobq._version_since(NULL::jobq.jobs)'),
 	('_wrong_state', 'SELECT jobq._wrong_state(NULL::jobq.jobs, ''x'', ''y'')'),

@@ -21,8 +21,8 @@
  * every statement its own transaction) connect, then repeat OP for SECONDS
  * (counted from when all are connected). Prints one line:
  *	  JOBS_PER_SECOND JOBS EMPTY
- * where EMPTY counts the leases that found no job (process only: the backlog
- * ran dry, so the rate is too low). Any other answer (an HTTP status or a
+ * where EMPTY counts the threads whose lease found no job (process only: the
+ * backlog ran dry and the thread stopped, so the rate is too low). Any other answer (an HTTP status or a
  * libpq error) is printed on stderr and exits 1.
  *
  * The HTTP client is minimal: requests of one write, answers with a
@@ -286,8 +286,8 @@ http_main(void *arg)
 		status = hl_request(c, "GET", path, NULL, &out);
 		if (status == 204)
 		{
-			t->empty++;
-			continue;
+			t->empty++;			/* ran dry: stop rather than spin */
+			break;
 		}
 		if (status != 200)
 			hl_unexpected(status, "GET /v1/next", out);
@@ -361,8 +361,8 @@ pq_main(void *arg)
 		if (PQntuples(res) == 0)
 		{
 			PQclear(res);
-			t->empty++;
-			continue;
+			t->empty++;			/* ran dry: stop rather than spin */
+			break;
 		}
 		values[1] = PQgetvalue(res, 0, 0);
 		values[2] = PQgetvalue(res, 0, 1);

@@ -16,7 +16,8 @@
 #            DELETE /v1/complete?job_id=&lease=                jobq.complete(..., lease)
 # every statement its own transaction, alternating HTTP and libpq (A B A B). Each timed
 # run starts from the same state: queue w6 dropped and created again, then (process) a
-# backlog of BENCH_W6_BACKLOG jobs (default 30000) enqueued, then VACUUM ANALYZE.
+# backlog of BENCH_W6_BACKLOG jobs (default 6000 per second of BENCH_SECONDS: more than
+# the clients process) enqueued, then VACUUM ANALYZE.
 #
 # Figures (workload w6), jobs/s: http enqueue, libpq enqueue, http process, libpq process;
 # rss: the sidecar's VmRSS (MiB) after each run. Targets: http >= 0.7 x libpq; rss <= 30 MiB.
@@ -25,7 +26,7 @@ source "$(dirname "$0")/lib.sh"
 export PGOPTIONS=${PGOPTIONS:--c synchronous_commit=$BENCH_SYNC}
 
 clients=${BENCH_W6_CLIENTS:-4}
-backlog=${BENCH_W6_BACKLOG:-30000}
+backlog=${BENCH_W6_BACKLOG:-$((6000 * ${BENCH_SECONDS%.*}))}
 sidecar=${SIDECAR_BIN:-$bench_top/http/jobq-http}
 bin=$BENCH_TMP/httpload
 side_pid=
@@ -105,7 +106,7 @@ load() {
 	read -r rate jobs empty <<<"$out"
 	echo "w6 $1 $2 ($BENCH_SYNC): $rate jobs/s ($jobs jobs)" >&2
 	if ((empty > 0)); then
-		echo "w6: the backlog ran dry ($empty empty leases): raise BENCH_W6_BACKLOG" >&2
+		echo "w6: the backlog ran dry ($empty clients found no job and stopped): raise BENCH_W6_BACKLOG" >&2
 	fi
 	echo "$rate"
 }

@@ -79,9 +79,11 @@ static long interval_us = 2000;
 static int	batch = 10;
 
 static pthread_mutex_t state_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t progress;	/* a worker completed jobs; CLOCK_MONOTONIC */
 static bool producing = true;	/* under state_lock */
 static bool working = true;		/* under state_lock */
 static int	stop_pipe[2] = {-1, -1};	/* readable once the workers must stop */
+static pthread_barrier_t listening;	/* every worker has LISTENed */
 
 static void
 die(const char *fmt, const char *detail)
@@ -250,6 +252,7 @@ worker_main(void *arg)
 	PQclear(res);
 	snprintf(worker, sizeof(worker), "w3-%d", w->no);
 	snprintf(nbuf, sizeof(nbuf), "%d", batch);
+	pthread_barrier_wait(&listening);
 
 	for (;;)
 	{
@@ -281,6 +284,8 @@ worker_main(void *arg)
 			PQclear(res);
 			pthread_mutex_lock(&state_lock);
 			w->completed += n;
+			if (n > 0)
+				pthread_cond_signal(&progress);
 			pthread_mutex_unlock(&state_lock);
 		} while (n > 0);
 
@@ -367,6 +372,8 @@ main(int argc, char **argv)
 	int64_t		t0, t1, c0, c1, e, l, done, drain_end;
 	int64_t    *all;
 	size_t		nall = 0;
+	pthread_condattr_t attr;
+	struct timespec deadline;
 	int			i;
 
 	if (argc < 3)
@@ -392,7 +399,12 @@ main(int argc, char **argv)
 	}
 	if (pipe(stop_pipe) != 0)
 		die("pipe: %s", strerror(errno));
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&progress, &attr);
+	pthread_condattr_destroy(&attr);
 
+	pthread_barrier_init(&listening, NULL, nworkers + 1);
 	memset(ws, 0, sizeof(ws));
 	memset(ps, 0, sizeof(ps));
 	for (i = 0; i < nworkers; i++)
@@ -401,7 +413,7 @@ main(int argc, char **argv)
 		if (pthread_create(&ws[i].thread, NULL, worker_main, &ws[i]) != 0)
 			die("%s", "cannot start a worker");
 	}
-	sleep_us(500000);			/* the workers connect and LISTEN */
+	pthread_barrier_wait(&listening);
 
 	totals(ws, ps, &c0, &e, NULL);
 	t0 = clock_us(CLOCK_MONOTONIC);
@@ -420,18 +432,20 @@ main(int argc, char **argv)
 	t1 = clock_us(CLOCK_MONOTONIC);
 	totals(ws, ps, &c1, &e, &l);
 
-	/* let the workers finish what was enqueued, then stop them */
+	/* let the workers finish what was enqueued (woken by each completion), then stop them */
 	drain_end = t1 + (int64_t) WAKE_DRAIN_SECONDS * 1000000;
+	deadline.tv_sec = drain_end / 1000000;
+	deadline.tv_nsec = (drain_end % 1000000) * 1000;
+	pthread_mutex_lock(&state_lock);
 	for (;;)
 	{
-		int64_t		c;
+		int64_t		c = 0;
 
-		totals(ws, ps, &c, &e, NULL);
-		if (c >= e || clock_us(CLOCK_MONOTONIC) > drain_end)
+		for (i = 0; i < nworkers; i++)
+			c += ws[i].completed;
+		if (c >= e || pthread_cond_timedwait(&progress, &state_lock, &deadline) == ETIMEDOUT)
 			break;
-		sleep_us(10000);
 	}
-	pthread_mutex_lock(&state_lock);
 	working = false;
 	pthread_mutex_unlock(&state_lock);
 	if (write(stop_pipe[1], "x", 1) != 1)

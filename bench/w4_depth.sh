@@ -74,7 +74,14 @@ settle() {
 		-c "VACUUM ANALYZE jobq.job_events" -c "VACUUM ANALYZE jobq.queues" -c "CHECKPOINT"
 }
 
-have_batch=$(sql -c "SELECT to_regprocedure('jobq.complete_batch(text,text[],uuid[],jsonb[])') IS NOT NULL")
+t0=$SECONDS
+for c in "${cases[@]}"; do
+	sql -c "CREATE DATABASE w4_$c"
+	q "w4_$c" -c "CREATE EXTENSION jobq" -c "SELECT jobq.create_queue('w4', timeout => '5 minutes')" >/dev/null
+	q "w4_$c" -c "SELECT jobq.start_reaper()" >/dev/null ||
+		echo "w4: no reaper in w4_$c (jobq.start_reaper failed)" >&2
+done
+have_batch=$(q w4_pending10k -c "SELECT to_regprocedure('jobq.complete_batch(text,text[],uuid[],jsonb[])') IS NOT NULL")
 script=$BENCH_TMP/w4_worker.sql
 if [ "$have_batch" = t ]; then
 	mode="lease n=$n + one complete_batch"
@@ -88,14 +95,6 @@ else
 	echo "SELECT count(jobq.complete(queue, id, NULL, lease)) FROM jobq.lease('w4', 'w4', $n);" >"$script"
 fi
 echo "w4: $mode; $workers workers; $jobs jobs per case; depth $depth" >&2
-
-t0=$SECONDS
-for c in "${cases[@]}"; do
-	sql -c "CREATE DATABASE w4_$c"
-	q "w4_$c" -c "CREATE EXTENSION jobq" -c "SELECT jobq.create_queue('w4', timeout => '5 minutes')" >/dev/null
-	q "w4_$c" -c "SELECT jobq.start_reaper()" >/dev/null ||
-		echo "w4: no reaper in w4_$c (jobq.start_reaper failed)" >&2
-done
 enqueue w4_pending10k "$jobs"
 enqueue w4_pending1m "$depth"
 enqueue w4_history1m "$jobs"

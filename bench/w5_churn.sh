@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# bench/w5_churn.sh: W5 churn, for `make bench` (run by bench/run.sh, sources bench/lib.sh).
+#
+# Does the live table stay compact when many jobs flow through it? Per run:
+#   1. baseline: jobq_reset, a queue w5 with retention '1 s' (the reaper purges the history
+#      behind the workers) and BACKLOG (100 000) jobs freshly enqueued: the size of
+#      jobq.jobs_persistent (pg_total_relation_size: heap, TOAST, maps and its indexes);
+#   2. churn: JOBS (1 000 000) jobs in all, counting the BACKLOG, go through the queue: 4
+#      pgbench workers (lease n = 10, then one jobq.complete_batch, in one statement; while
+#      complete_batch is not installed, jobq.complete per job), and this script as the
+#      enqueuer, adding chunks of 10 000 with jobq.enqueue_batch whenever the backlog is at
+#      most BACKLOG - 10 000 (so about BACKLOG jobs wait all along), until JOBS were enqueued
+#      and the queue is empty. Autovacuum is on (the cluster's defaults,
+#      autovacuum_naptime 1 min); the reaper runs (jobq.database).
+#   3. right after the churn: size and dead tuples (pg_stat_user_tables.n_dead_tup);
+#   4. after one autovacuum cycle: waits (at most AV_WAIT, 120 s) until
+#      pg_stat_user_tables.autovacuum_count of jobq.jobs_persistent goes up, then size and
+#      dead tuples again.
+# Metrics (workload w5): size baseline, size churned, dead churned, size after, dead after
+# (after the autovacuum; bytes, rows), jobs/s of the churn. Target: size after <= 2x size
+# baseline. The history (jobq.history) is printed on stderr, not emitted.
+#
+# One run per mode by default (BENCH_W5_RUNS, default 1, not BENCH_RUNS): a full-size run is
+# 1 000 000 jobs at a few thousand jobs/s plus up to 2 minutes of waiting for autovacuum,
+# about 5 minutes on 2 cores; 3 runs would take a quarter of an hour per mode.
+#
+# Environment (besides lib.sh's): BENCH_W5_JOBS (1000000), BENCH_W5_BACKLOG (100000, a
+# multiple of 10 000), BENCH_W5_RUNS (1), BENCH_W5_AV_WAIT (120 s), BENCH_W5_RELOPTIONS
+# (storage parameters to try, e.g. "autovacuum_vacuum_scale_factor = 0.01": applied with
+# ALTER TABLE jobq.jobs_persistent SET (...) after the reset; default none).
+# Standalone: PGHOST=... PGPORT=... PGUSER=postgres PGDATABASE=postgres bash bench/w5_churn.sh
+# (PGDATABASE must be the reaper's database, jobq.database; else a reaper is started.)
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+jobs=${BENCH_W5_JOBS:-1000000}
+backlog=${BENCH_W5_BACKLOG:-100000}
+runs=${BENCH_W5_RUNS:-1}
+av_wait=${BENCH_W5_AV_WAIT:-120}
+reloptions=${BENCH_W5_RELOPTIONS:-}
+n=10
+workers=4
+chunk=10000
+rel=jobq.jobs_persistent
+
+pgb_pid=
+cleanup() { if [ -n "$pgb_pid" ]; then kill -TERM "$pgb_pid" 2>/dev/null || true; fi; }
+trap cleanup EXIT
+
+enqueue() {
+	sql -c "SELECT count(*) FROM jobq.enqueue_batch('w5', (SELECT jsonb_agg(jsonb_build_object('payload', jsonb_build_object('i', i, 'pad', 'w5 churn benchmark job'))) FROM generate_series(1, $1) i))" >/dev/null
+}
+
+# stat COLUMN: a column of pg_stat_user_tables for the live table (a new session: fresh).
+stat() { sql -c "SELECT $1 FROM pg_stat_user_tables WHERE relid = '$rel'::regclass"; }
+size() { sql -c "SELECT pg_total_relation_size('$rel')"; }
+show() {
+	sql -F ' ' -c "SELECT '$1:', 'jobs_persistent', pg_relation_size('$rel'), '+ indexes', pg_indexes_size('$rel'),
+			'total', pg_total_relation_size('$rel'), 'dead', (SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = '$rel'::regclass),
+			'autovacuums', (SELECT autovacuum_count FROM pg_stat_user_tables WHERE relid = '$rel'::regclass),
+			'| history', pg_relation_size('jobq.history'), '+ indexes', pg_indexes_size('jobq.history'),
+			'rows', (SELECT count(*) FROM jobq.history),
+			'| indexes:', (SELECT string_agg(indexrelid::regclass || ' ' || pg_relation_size(indexrelid), ', ' ORDER BY 1)
+				FROM pg_index WHERE indrelid = '$rel'::regclass)" >&2
+}
+
+# worker_script: the workers' pgbench script (after CREATE EXTENSION: complete_batch or not).
+worker_script() {
+	if [ "$(sql -c "SELECT to_regprocedure('jobq.complete_batch(text,text[],uuid[],jsonb[])') IS NOT NULL")" = t ]; then
+		mode="lease n=$n + one complete_batch"
+		cat >"$script" <<SQL
+SELECT count(*) FROM (SELECT array_agg(id) AS ids, array_agg(lease) AS leases
+	FROM jobq.lease('w5', 'w5', $n)) l, jobq.complete_batch('w5', l.ids, l.leases)
+	WHERE l.ids IS NOT NULL;
+SQL
+	else
+		mode="lease n=$n + complete per job (complete_batch not installed)"
+		echo "SELECT count(jobq.complete(queue, id, NULL, lease)) FROM jobq.lease('w5', 'w5', $n);" >"$script"
+	fi
+	echo "w5: $mode; $workers workers; $jobs jobs, backlog $backlog; reloptions: ${reloptions:-none}" >&2
+}
+script=$BENCH_TMP/w5_worker.sql
+
+[ "$(sql -c "SHOW autovacuum")" = on ] || echo "w5: autovacuum is off in this cluster" >&2
+
+declare -a s_base s_end d_end s_after d_after rate
+for ((r = 0; r < runs; r++)); do
+	t0=$SECONDS
+	jobq_reset
+	sql -c "SELECT jobq.create_queue('w5', timeout => '5 minutes', retention => '1 second')" >/dev/null
+	[ -z "$reloptions" ] || sql -c "ALTER TABLE $rel SET ($reloptions)"
+	worker_script
+	if [ "$(sql -c "SELECT jobq.stats() -> 'reaper' ->> 'present'")" != true ]; then
+		sql -c "SELECT jobq.start_reaper()" >/dev/null
+		echo "w5: started a reaper in $(sql -c 'SELECT current_database()')" >&2
+	fi
+	for ((e = 0; e < backlog; e += chunk)); do enqueue "$chunk"; done
+	s_base+=("$(size)")
+	show baseline
+
+	log=$BENCH_TMP/w5_pgbench.log
+	start=$(date +%s.%N)
+	pgbench -n -M prepared -c "$workers" -j "$workers" -T 36000 -f "$script" >"$log" 2>&1 &
+	pgb_pid=$!
+	enqueued=$backlog
+	last_run=$(sql -c "SELECT last_value FROM jobq.run_seq")
+	while [ "$enqueued" -lt "$jobs" ]; do
+		# The backlog, cheaply: runs are handed out in enqueue order and leased oldest first.
+		oldest=$(sql -c "SELECT run FROM jobq.jobs WHERE queue = 'w5' AND status = 'pending'
+			ORDER BY priority, run_at, run LIMIT 1")
+		if [ -z "$oldest" ] || [ $((last_run - oldest)) -lt $((backlog - chunk)) ]; then
+			k=$((jobs - enqueued < chunk ? jobs - enqueued : chunk))
+			enqueue "$k"
+			enqueued=$((enqueued + k))
+			last_run=$(sql -c "SELECT last_value FROM jobq.run_seq")
+		else
+			sleep 0.1
+		fi
+		kill -0 "$pgb_pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
+	done
+	until [ "$(sql -c "SELECT NOT EXISTS (SELECT FROM jobq.jobs WHERE queue = 'w5')")" = t ]; do
+		sleep 0.1
+		kill -0 "$pgb_pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
+	done
+	end=$(date +%s.%N)
+	kill -TERM "$pgb_pid"
+	wait "$pgb_pid" || true
+	pgb_pid=
+	if grep -q -E 'aborted|error' "$log"; then cat "$log" >&2; exit 1; fi
+	rate+=("$(awk -v a="$start" -v b="$end" -v n="$jobs" 'BEGIN {printf "%.0f", n / (b - a)}')")
+	echo "w5: run $((r + 1)): $jobs jobs in $(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.1f", b - a}') s" >&2
+
+	sleep 1.5 # the backends' statistics reach pg_stat within a second
+	s_end+=("$(size)")
+	d_end+=("$(stat n_dead_tup)")
+	show churned
+	av0=$(stat autovacuum_count)
+	w=0
+	while [ "$(stat autovacuum_count)" -le "$av0" ] && [ "$w" -lt "$av_wait" ]; do
+		sleep 1
+		w=$((w + 1))
+	done
+	[ "$w" -lt "$av_wait" ] || echo "w5: no autovacuum of $rel within $av_wait s" >&2
+	s_after+=("$(size)")
+	d_after+=("$(stat n_dead_tup)")
+	show "after autovacuum (waited $w s)"
+	echo "w5: run $((r + 1)) took $((SECONDS - t0)) s" >&2
+done
+emit w5 "size baseline" bytes "${s_base[@]}"
+emit w5 "size churned" bytes "${s_end[@]}"
+emit w5 "dead churned" rows "${d_end[@]}"
+emit w5 "size after" bytes "${s_after[@]}"
+emit w5 "dead after" rows "${d_after[@]}"
+emit w5 "jobs/s" jobs/s "${rate[@]}"

@@ -22,8 +22,8 @@
  * (counted from when all are connected). Prints one line:
  *	  JOBS_PER_SECOND JOBS EMPTY
  * where EMPTY counts the threads whose lease found no job (process only: the
- * backlog ran dry and the thread stopped, so the rate is too low). Any other answer (an HTTP status or a
- * libpq error) is printed on stderr and exits 1.
+ * backlog ran dry and the thread stopped, so the rate is too low). Any other
+ * answer (an HTTP status or a libpq error) is printed on stderr and exits 1.
  *
  * The HTTP client is minimal: requests of one write, answers with a
  * Content-Length (every sidecar answer has one), reconnect when the sidecar
@@ -157,7 +157,7 @@ hl_request(HlConn *c, const char *method, const char *path, const char *body, ch
 	size_t		off = 0;
 	char	   *end = NULL;
 	const char *v;
-	size_t		hlen;
+	size_t		hlen = 0;
 	size_t		clen = 0;
 	int			status;
 

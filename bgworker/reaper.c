@@ -62,11 +62,13 @@
 #include "reaper.h"
 
 #define REAP_SQL	"SELECT reaped, purged FROM jobq.reap($1)"
+#define COMPACT_SQL	"SELECT pg_catalog.count(*)::integer, 0 FROM jobq.compact()"
 
 /* GUCs */
 char	   *jobq_reaper_databases = NULL;	/* jobq.database */
 int			jobq_reaper_interval = 1000;	/* jobq.reaper_interval, ms */
 int			jobq_reaper_batch = 1000;	/* jobq.reaper_batch */
+int			jobq_compact_interval = 60000;	/* jobq.compact_interval, ms; 0: never */
 char	   *jobq_reaper_role = NULL;	/* jobq.reaper_role; empty: bootstrap superuser */
 
 /* Set in the postmaster when loaded by shared_preload_libraries. */
@@ -85,7 +87,8 @@ static void reaper_shmem_request(void);
 static void reaper_shmem_startup(void);
 static void reaper_register_static(void);
 static void reaper_tick(bool *waiting_logged);
-static bool reaper_run_batch(int batch, bool *ready, int64 *reaped, int64 *purged);
+static bool reaper_run_batch(const char *sql, int batch, bool *ready, int64 *reaped,
+							 int64 *purged);
 static bool reaper_extension_ready(void);
 static bool reaper_stop_requested(void);
 
@@ -113,6 +116,15 @@ jobq_reaper_init(void)
 							1000, 1, 100000,
 							PGC_SIGHUP,
 							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("jobq.compact_interval",
+							"Time between the reaper's calls of jobq.compact() (0: never).",
+							"jobq.compact() rebuilds indexes of jobq's small tables that a long-held snapshot left bloated.",
+							&jobq_compact_interval,
+							60000, 0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	DefineCustomStringVariable("jobq.reaper_role",
@@ -333,6 +345,8 @@ jobq_reaper_main(Datum main_arg)
 static void
 reaper_tick(bool *waiting_logged)
 {
+	static TimestampTz last_compact = 0;
+
 	int64		reaped = 0;
 	int64		purged = 0;
 	int64		errors = 0;
@@ -345,7 +359,7 @@ reaper_tick(bool *waiting_logged)
 		int64		p = 0;
 
 		batch = jobq_reaper_batch;
-		if (!reaper_run_batch(batch, &ready, &r, &p))
+		if (!reaper_run_batch(REAP_SQL, batch, &ready, &r, &p))
 		{
 			errors++;
 			break;
@@ -363,6 +377,22 @@ reaper_tick(bool *waiting_logged)
 		}
 		if (reaper_stop_requested())
 			break;
+	}
+
+	/* Now and then, rebuild indexes a long-held snapshot left bloated. */
+	if (ready && errors == 0 && jobq_compact_interval > 0 &&
+		TimestampDifferenceExceeds(last_compact, GetCurrentTimestamp(), jobq_compact_interval))
+	{
+		int64		rebuilt = 0;
+		int64		unused = 0;
+
+		last_compact = GetCurrentTimestamp();
+		if (!reaper_run_batch(COMPACT_SQL, 0, &ready, &rebuilt, &unused))
+			errors++;
+		else if (rebuilt > 0)
+			ereport(LOG,
+					(errmsg("jobq reaper: rebuilt %d bloated index(es) in database \"%s\"",
+							(int) rebuilt, my_dbname)));
 	}
 
 	if (!ready && errors == 0 && !*waiting_logged)
@@ -397,13 +427,14 @@ reaper_tick(bool *waiting_logged)
 }
 
 /*
- * reaper_run_batch: one batch in its own transaction: jobq.reap(batch) when
- * the extension is ready (*ready says whether it was). Returns false after
- * an error, which has been logged, recorded in the slot, and its
- * transaction aborted.
+ * reaper_run_batch: one statement in its own transaction, when the extension
+ * is ready (*ready says whether it was): REAP_SQL, jobq.reap(batch), whose
+ * two counts go to *reaped and *purged, or COMPACT_SQL (the indexes rebuilt,
+ * and 0). Returns false after an error, which has been logged, recorded in
+ * the slot, and its transaction aborted.
  */
 static bool
-reaper_run_batch(int batch, bool *ready, int64 *reaped, int64 *purged)
+reaper_run_batch(const char *sql, int batch, bool *ready, int64 *reaped, int64 *purged)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	volatile bool ok = true;
@@ -422,11 +453,12 @@ reaper_run_batch(int batch, bool *ready, int64 *reaped, int64 *purged)
 			if (SPI_connect() != SPI_OK_CONNECT)
 				elog(ERROR, "jobq reaper: SPI_connect failed");
 			PushActiveSnapshot(GetTransactionSnapshot());
-			pgstat_report_activity(STATE_RUNNING, REAP_SQL);
+			pgstat_report_activity(STATE_RUNNING, sql);
 
-			if (SPI_execute_with_args(REAP_SQL, 1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT ||
+			if (SPI_execute_with_args(sql, batch > 0 ? 1 : 0, &argtype, &arg, NULL,
+									  false, 1) != SPI_OK_SELECT ||
 				SPI_processed != 1)
-				elog(ERROR, "jobq reaper: %s did not return one row", REAP_SQL);
+				elog(ERROR, "jobq reaper: %s did not return one row", sql);
 			*reaped = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 												  SPI_tuptable->tupdesc, 1, &isnull));
 			*purged = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],

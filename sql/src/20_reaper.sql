@@ -116,6 +116,69 @@ $$;
 COMMENT ON FUNCTION jobq.reap(integer) IS
 	'the reaper''s work, on demand: fails up to batch expired leases ("lease expired", retried while attempts remain) and purges up to batch ended runs past retention; returns (reaped, purged)';
 
+/*
+ * compact(min_size, max_rows): rebuilds the bloated B-tree indexes of jobq's tables.
+ *
+ * A snapshot held open while jobs flow (a long transaction, a long report) keeps every
+ * dead index entry of the busy tables; when it ends, VACUUM frees the entries but a B-tree
+ * never gives pages back to the file system, so the indexes of the live set stay at their
+ * peak (5x the steady size after 60 s in bench/snapshot.sh). An index is rebuilt when it is
+ * larger than min_size and than 4 times what its table's rows need (an estimate: 64 bytes
+ * an entry), and its table holds at most max_rows rows (so the rebuild is short: REINDEX
+ * blocks the table's writers while it runs). It waits at most 100 ms for its lock and
+ * skips the index otherwise, and does nothing while a transaction older than 1 s holds a
+ * snapshot (a rebuild would keep what that snapshot may see). The reaper calls it every jobq.compact_interval. Returns the
+ * indexes rebuilt with their sizes before and after.
+ */
+CREATE FUNCTION jobq.compact(min_size bigint DEFAULT 1048576, max_rows bigint DEFAULT 100000)
+RETURNS TABLE (index_name regclass, size_before bigint, size_after bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+	r record;
+	saved text := pg_catalog.current_setting('lock_timeout');
+BEGIN
+	IF min_size IS NULL OR min_size < 0 OR max_rows IS NULL OR max_rows < 0 THEN
+		RAISE EXCEPTION 'min_size and max_rows must be non-negative, got % and %', min_size, max_rows
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	-- While a transaction holds an old snapshot, the dead entries it may still see are
+	-- kept by a rebuild as well: wait until it ends.
+	IF EXISTS (SELECT FROM pg_catalog.pg_stat_activity a
+		WHERE a.backend_xmin IS NOT NULL AND a.pid <> pg_catalog.pg_backend_pid()
+			AND a.xact_start < pg_catalog.clock_timestamp() - interval '1 second') THEN
+		RETURN;
+	END IF;
+	FOR r IN
+		SELECT i.indexrelid::pg_catalog.regclass AS idx,
+			pg_catalog.pg_relation_size(i.indexrelid) AS size
+		FROM pg_catalog.pg_index i
+		JOIN pg_catalog.pg_class t ON t.oid = i.indrelid
+		JOIN pg_catalog.pg_class x ON x.oid = i.indexrelid
+		JOIN pg_catalog.pg_am a ON a.oid = x.relam
+		WHERE t.relnamespace = 'jobq'::pg_catalog.regnamespace AND t.relkind = 'r'
+			AND a.amname = 'btree' AND t.reltuples::bigint <= max_rows
+			AND pg_catalog.pg_relation_size(i.indexrelid) > min_size
+			AND pg_catalog.pg_relation_size(i.indexrelid)
+				> 4 * (64 * GREATEST(t.reltuples::bigint, 0) + 8192)
+		ORDER BY 2 DESC
+	LOOP
+		BEGIN
+			PERFORM pg_catalog.set_config('lock_timeout', '100ms', true);
+			EXECUTE pg_catalog.format('REINDEX INDEX %s', r.idx);
+			PERFORM pg_catalog.set_config('lock_timeout', saved, true);
+			index_name := r.idx;
+			size_before := r.size;
+			size_after := pg_catalog.pg_relation_size(r.idx);
+			RETURN NEXT;
+		EXCEPTION WHEN lock_not_available THEN
+			PERFORM pg_catalog.set_config('lock_timeout', saved, true);
+		END;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION jobq.compact(bigint, bigint) IS
+	'rebuilds B-tree indexes of jobq tables of at most max_rows rows that are over min_size and 4x what their rows need (REINDEX, 100 ms lock timeout, skipped when busy); the reaper calls it every jobq.compact_interval';
+
 /* ------------------------------------------------------------ worker control */
 
 CREATE FUNCTION jobq.start_reaper() RETURNS integer

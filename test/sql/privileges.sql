@@ -118,6 +118,7 @@ INSERT INTO priv_calls VALUES
 	('alter_queue', 'SELECT jobq.alter_queue(''pq'', max_retries => 5)'),
 	('cancel', 'SELECT jobq.cancel(''pq'', ''pend1'')'),
 	('complete', 'SELECT jobq.complete(''pq'', ''run1'')'),
+	('compact', 'SELECT jobq.compact()'),
 	('complete_batch', 'SELECT jobq.complete_batch(''pq'', ''{run1}'', ''{00000000-0000-0000-0000-000000000000}'')'),
 	('create_queue', 'SELECT jobq.create_queue(''pq_new'')'),
 	('delete', 'SELECT jobq.delete(''pq'', ''done1'')'),

@@ -21,7 +21,12 @@
 # timed case the database is put back to its state (JOBS more pending; the runs just ended
 # deleted from the history) and VACUUM ANALYZEd, then CHECKPOINTed: each case measures the
 # steady state of a vacuumed table with fresh statistics, not the bloat of the previous
-# case. The cases alternate within each run (a b c, b c a, c a b, ...) so noise spreads.
+# case. The CHECKPOINT means every case starts where full-page writes are the most
+# frequent (the first change of each page after a checkpoint logs the whole page): the
+# WAL written per job is reported too (metrics wal/job pending10k, ... in bytes): with 1m
+# rows, the lease's new index entries land on random leaves of the primary key (random
+# UUID ids), each a full-page write the first time. The cases alternate within each
+# run (a b c, b c a, c a b, ...) so noise spreads.
 # Target: pending1m and history1m at most 1.2x pending10k.
 #
 # Environment (besides lib.sh's): BENCH_W4_DEPTH (default 1000000), BENCH_W4_JOBS (10000,
@@ -114,12 +119,13 @@ for c in "${cases[@]}"; do
 done
 echo "w4: filled in $((SECONDS - t0)) s" >&2
 
-declare -A times
+declare -A times wals
 for ((r = 0; r < BENCH_RUNS; r++)); do
 	for ((i = 0; i < ${#cases[@]}; i++)); do
 		c=${cases[$(((r + i) % ${#cases[@]}))]}
 		db=w4_$c
 		before=$(q "$db" -c "SELECT count(*) FROM jobq.jobs WHERE queue = 'w4' AND status = 'pending'")
+		lsn=$(sql -c "SELECT pg_current_wal_lsn()")
 		start=$(date +%s.%N)
 		PGDATABASE=$db pgbench -n -M prepared -c "$workers" -j "$workers" -t $((jobs / n / workers)) \
 			-f "$script" >"$BENCH_TMP/w4_pgbench.log" 2>&1 || { cat "$BENCH_TMP/w4_pgbench.log" >&2; exit 1; }
@@ -133,7 +139,9 @@ for ((r = 0; r < BENCH_RUNS; r++)); do
 		grep -q -E 'aborted|error' "$BENCH_TMP/w4_pgbench.log" && { cat "$BENCH_TMP/w4_pgbench.log" >&2; exit 1; }
 		t=$(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.3f", b - a}')
 		times[$c]="${times[$c]:-} $t"
-		echo "w4: run $((r + 1)) $c ${t} s" >&2
+		wal=$(sql -c "SELECT round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn') / $jobs)")
+		echo "w4: run $((r + 1)) $c ${t} s, $wal bytes of WAL per job" >&2
+		wals[$c]="${wals[$c]:-} $wal"
 		enqueue "$db" "$jobs"
 		settle "$db"
 	done
@@ -141,5 +149,9 @@ done
 for c in "${cases[@]}"; do
 	# shellcheck disable=SC2086
 	emit w4 "time $c" s ${times[$c]}
+done
+for c in "${cases[@]}"; do
+	# shellcheck disable=SC2086
+	emit w4 "wal/job $c" bytes ${wals[$c]}
 done
 echo "w4: pass took $((SECONDS - t0)) s" >&2

@@ -28,6 +28,10 @@
 # multiple of 10 000), BENCH_W5_RUNS (1), BENCH_W5_AV_WAIT (120 s), BENCH_W5_RELOPTIONS
 # (storage parameters to try, e.g. "autovacuum_vacuum_scale_factor = 0.01": applied with
 # ALTER TABLE jobq.jobs_persistent SET (...) after the reset; default none).
+# Seen on 2 shared cores, 1m jobs, sync off: size after 2.29x baseline with the defaults (the
+# heap is truncated to 0 by the autovacuum; the three indexes stay at their peak, 7.5x), 1.62x
+# with BENCH_W5_RELOPTIONS="autovacuum_vacuum_cost_delay = 0, autovacuum_vacuum_scale_factor
+# = 0.01" (autovacuum_naptime, 1 min, still bounds how often it runs).
 # Standalone: PGHOST=... PGPORT=... PGUSER=postgres PGDATABASE=postgres bash bench/w5_churn.sh
 # (PGDATABASE must be the reaper's database, jobq.database; else a reaper is started.)
 set -euo pipefail

@@ -8,7 +8,8 @@
  *	  its background workers (bgworker/). The SQL-callable functions live in
  *	  one file per concern: args.c (argument checks), plan.c (prepared plans),
  *	  lease.c (lease), finish.c (heartbeat, complete, fail), caller.c (the
- *	  calling role, for SECURITY DEFINER functions).
+ *	  calling role, for SECURITY DEFINER functions), stats.c (the planner's
+ *	  view of the live tables).
  *
  *-------------------------------------------------------------------------
  */
@@ -27,5 +28,6 @@ void
 _PG_init(void)
 {
 	jobq_reaper_init();
+	jobq_stats_init();
 	MarkGUCPrefixReserved("jobq");
 }

@@ -31,6 +31,9 @@ extern void jobq_raise_not_leased(Datum queue, Datum id, Datum lease, bool lease
 extern bool jobq_retired_lease(Datum queue, Datum id, Datum lease, int32 *version,
 							   char **status);
 
+/* stats.c: a planner hook for the live tables */
+extern void jobq_stats_init(void);
+
 /* bgworker/reaper.c: GUCs, shared memory and registration; the worker */
 extern void jobq_reaper_init(void);
 extern PGDLLEXPORT void jobq_reaper_main(Datum main_arg);

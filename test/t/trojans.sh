@@ -187,6 +187,9 @@ SELECT lease AS tok FROM jobq.lease('$qn', 'w', 1) \gset
 SELECT jobq.heartbeat('$qn', 'a', '{"s": 1}', 50, 'half', :'tok');
 SELECT jobq.log('$qn', 'a', 'warning', 'careful', '{"x": 1}');
 SELECT jobq.complete('$qn', 'a', '{"r": 1}', :'tok');
+SELECT (jobq.enqueue('$qn', id => 'f', priority => -5)).status;
+SELECT lease AS ftok FROM jobq.lease('$qn', 'w', 1) \gset
+SELECT count(*) FROM jobq.complete_batch('$qn', '{f}', ARRAY[:'ftok']::uuid[]);
 SELECT count(*) FROM jobq.lease('$qn', 'w', 2);
 SELECT jobq.fail('$qn', 'b', 'boom');
 SELECT jobq.fail(queue => '$qn', id => x.id, error => 'final', retry => false) FROM jobq.search(queue => '$qn', status => 'running') x;
@@ -208,6 +211,7 @@ SELECT count(*) FROM jobq.get_job('a');
 SELECT count(*) FROM jobq.search_jobs_by_start_date(NULL, NULL);
 SELECT jobq.stats() IS NOT NULL;
 SELECT (jobq.reap()).reaped;
+SELECT count(*) FROM jobq.compact();
 SELECT jobq.stop_reaper();
 CALL jobq.wait('$qn', 'a', '1 s');
 CALL jobq.wait('$qn', 'b', '0.05 s');

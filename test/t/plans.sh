@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# plans: the hot path's prepared statements keep using the indexes when their generic plan
+# was made while the live table was (vacuumed) empty. A backend makes its plans at its first
+# calls; with the statistics of an empty table the planner would pick sequential scans and
+# keep them while the queue fills (W3 of bench/ saw lease latencies of seconds). Counted
+# with pg_stat_get_xact_numscans (sequential scans of the current transaction).
+source "$(dirname "$0")/../lib.sh"
+fresh_db jobq_plans
+q "SELECT jobq.create_queue('pq', timeout => '5 min')" >/dev/null
+q "VACUUM ANALYZE jobq.jobs_persistent"
+expect_eq "$(q "SELECT relpages || ' ' || reltuples FROM pg_class WHERE oid = 'jobq.jobs_persistent'::regclass")" "0 0" \
+	"the live table is vacuumed empty"
+
+out=$(psql -X -qAt -v ON_ERROR_STOP=1 <<'SQL'
+-- first calls of this backend: every hot-path plan is made now, the table (nearly) empty
+SELECT count(*) FROM jobq.enqueue_batch('pq', '[{"id": "a"}, {"id": "b"}, {"id": "c"}]');
+SELECT id AS id1, lease AS tok1 FROM jobq.lease('pq', 'w', 1) \gset
+SELECT jobq.heartbeat('pq', :'id1', lease => :'tok1');
+SELECT jobq.complete('pq', :'id1', NULL, :'tok1');
+SELECT id AS id2, lease AS tok2 FROM jobq.lease('pq', 'w', 1) \gset
+SELECT jobq.fail('pq', :'id2', 'x', lease => :'tok2');
+SELECT id AS id3, lease AS tok3 FROM jobq.lease('pq', 'w', 1) \gset
+SELECT count(*) FROM jobq.complete_batch('pq', ARRAY[:'id3'], ARRAY[:'tok3']::uuid[]);
+-- the queue fills up
+SELECT count(*) FROM jobq.enqueue_batch('pq', (SELECT jsonb_agg('{}'::jsonb) FROM generate_series(1, 20000)));
+BEGIN;
+SELECT count(*) FROM (SELECT jobq.heartbeat('pq', l.id, lease => l.lease), jobq.complete('pq', l.id, NULL, l.lease)
+	FROM jobq.lease('pq', 'w', 1) l) x;
+SELECT count(*) FROM (SELECT jobq.fail('pq', l.id, 'x', lease => l.lease) FROM jobq.lease('pq', 'w', 1) l) x;
+SELECT count(*) FROM jobq.complete_batch('pq',
+	(SELECT array_agg(id) FROM (SELECT id, lease FROM jobq.lease('pq', 'w', 5)) l),
+	(SELECT array_agg(lease) FROM (SELECT id, lease FROM jobq.lease('pq', 'w', 5)) l));
+SELECT 'seqscans ' || pg_stat_get_xact_numscans('jobq.jobs_persistent'::regclass);
+COMMIT;
+SQL
+) || die "hot-path calls failed: $out"
+expect_eq "$(echo "$out" | grep '^seqscans')" "seqscans 0" \
+	"lease, heartbeat, complete, fail, complete_batch: no sequential scan of 20 000 jobs"

@@ -10,8 +10,9 @@
  * request line and headers together (JH_MAX_REQUEST_LINE +
  * JH_MAX_HEADER_BYTES; router.c checks each), request_timeout_ms bounds
  * reading them (slow clients) and each body read. With --tls-cert civetweb
- * speaks TLS through OpenSSL (Debian's libcivetweb loads libssl.so at run
- * time). SIGTERM and
+ * speaks TLS through OpenSSL: Debian's libcivetweb loads libssl.so at run
+ * time and needs one function OpenSSL 3 renamed, which jobq-http-libssl.so
+ * (ssl-shim.c) adds; load_ssl_shim loads it first. SIGTERM and
  * SIGINT are blocked in every thread and taken here with sigwait: then
  * long-polls are woken, the requests in flight are waited for while new ones
  * get 503 (the drain, at most JH_DRAIN_SECONDS), mg_stop closes the
@@ -20,6 +21,9 @@
  *
  *-------------------------------------------------------------------------
  */
+#include <dlfcn.h>
+#include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +36,31 @@
 
 volatile sig_atomic_t jh_stopping;
 time_t		jh_started_at;
+
+/*
+ * load_ssl_shim: loads jobq-http-libssl.so (ssl-shim.c) from beside the
+ * executable (a build tree), else from where make install puts it, so that
+ * civetweb's dlopen("libssl.so") finds it. Without it (or with an OpenSSL
+ * that does not need it) civetweb loads libssl.so itself.
+ */
+static void
+load_ssl_shim(void)
+{
+	char		exe[PATH_MAX];
+	char		path[PATH_MAX + 32];
+	ssize_t		n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n > 0)
+	{
+		exe[n] = '\0';
+		snprintf(path, sizeof(path), "%s/jobq-http-libssl.so", dirname(exe));
+		if (dlopen(path, RTLD_NOW | RTLD_GLOBAL) != NULL)
+			return;
+	}
+#ifdef JH_SSL_SHIM
+	(void) dlopen(JH_SSL_SHIM, RTLD_NOW | RTLD_GLOBAL);
+#endif
+}
 
 /* Microseconds on the monotonic clock. */
 int64_t
@@ -95,16 +124,20 @@ main(int argc, char **argv)
 	sigaddset(&signals, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &signals, NULL);
 
+	if (jh_config.tls_cert)
+		load_ssl_shim();
 	if ((mg_init_library(jh_config.tls_cert ? MG_FEATURES_TLS : 0) & MG_FEATURES_TLS) == 0 &&
 		jh_config.tls_cert)
 	{
-		/*
-		 * Debian 12's libcivetweb 1.15 loads libssl.so at run time and looks
-		 * for SSL_get_peer_certificate, which OpenSSL 3 no longer exports.
-		 */
-		fprintf(stderr, "jobq-http: this civetweb cannot use TLS (it needs libssl.so of "
-				"OpenSSL 1.1; OpenSSL 3 lacks SSL_get_peer_certificate): terminate TLS "
-				"in a proxy and give --insecure\n");
+		fprintf(stderr, "jobq-http: civetweb cannot use TLS here (its libssl.so did not "
+				"load: is jobq-http-libssl.so installed beside jobq-http or in %s?): "
+				"terminate TLS in a proxy and give --insecure\n",
+#ifdef JH_SSL_SHIM
+				JH_SSL_SHIM
+#else
+				"the library directory"
+#endif
+			);
 		jh_config_free();
 		return 1;
 	}

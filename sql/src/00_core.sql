@@ -125,10 +125,16 @@ CREATE TABLE jobq.jobs (
 ) PARTITION BY LIST (persist);
 COMMENT ON TABLE jobq.jobs IS 'live jobs (pending, running, stopped); ended runs move to jobq.history';
 
+-- A queue's live set is small and churns: autovacuum visits it as soon as 1% of it is
+-- dead (not the default 20%), without the cost-based pauses, so dead index entries do not
+-- pile up in front of the lease scan (W5 of bench/: 2.3x -> 1.6x the size of a fresh
+-- backlog after a million jobs).
 CREATE TABLE jobq.jobs_persistent PARTITION OF jobq.jobs FOR VALUES IN (true)
-	WITH (fillfactor = 80);
+	WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.01,
+		autovacuum_vacuum_cost_delay = 0);
 CREATE UNLOGGED TABLE jobq.jobs_unlogged PARTITION OF jobq.jobs FOR VALUES IN (false)
-	WITH (fillfactor = 80);
+	WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.01,
+		autovacuum_vacuum_cost_delay = 0);
 COMMENT ON TABLE jobq.jobs_persistent IS 'live jobs enqueued with persist => true (WAL-logged)';
 COMMENT ON TABLE jobq.jobs_unlogged IS 'live jobs enqueued with persist => false (UNLOGGED: lost on a crash)';
 

@@ -545,7 +545,7 @@ BEGIN
 		PERFORM jobq._check_timeout(timeout);
 	END IF;
 	IF id IS NULL THEN
-		id := pg_catalog.gen_random_uuid()::text;
+		id := jobq._new_id();
 	ELSE
 		PERFORM jobq._check_id(id);
 		PERFORM jobq._lock_bucket(jobq._key_bucket(queue, id));
@@ -612,7 +612,7 @@ BEGIN
 	RETURN QUERY
 	WITH src AS (
 		SELECT s.ord,
-			COALESCE(s.e ->> 'id', pg_catalog.gen_random_uuid()::text) AS id,
+			COALESCE(s.e ->> 'id', jobq._new_id()) AS id,
 			s.e ? 'id' AS given,
 			COALESCE(s.e -> 'payload', '{}') AS payload,
 			s.e -> 'state' AS state,
@@ -647,6 +647,11 @@ COMMENT ON FUNCTION jobq.enqueue_batch(text, jsonb) IS
 	'enqueues a JSON array of jobs into one queue; returns the ids enqueued; live duplicates are skipped';
 
 /* ------------------------------------------------------------- hot path (C) */
+
+CREATE FUNCTION jobq._new_id() RETURNS text
+	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'jobq_new_id';
+COMMENT ON FUNCTION jobq._new_id() IS
+	'enqueue: a generated job id, a time-ordered (version 7) UUID as text, so that ids enqueued together sort together';
 
 CREATE FUNCTION jobq._token() RETURNS uuid
 	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'jobq_token';

@@ -60,8 +60,10 @@ SELECT jobq.enqueue('mail', 'not json', id => 'z');                 -- 22P02 (te
 SELECT jobq.enqueue('mail', '{}', id => 'z', state => '{bad');      -- 22P02
 \echo :LAST_ERROR_SQLSTATE
 SELECT jobq.exists('mail', 'z');
--- a generated id is a UUID
-SELECT id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$' AS uuid
+-- a generated id is a time-ordered (version 7) UUID: its first 48 bits are the time in ms
+SELECT id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$' AS uuid_v7,
+	abs(extract(epoch FROM clock_timestamp()) * 1000
+		- ('x' || substr(replace(id, '-', ''), 1, 12))::bit(48)::bigint) < 60000 AS time_now
 FROM jobq.enqueue('gen');
 -- defaults come from the queue; explicit values win
 SELECT timeout, max_retries FROM jobq.enqueue('mail', id => 'b', timeout => '5 s', max_retries => -1);

@@ -42,16 +42,9 @@ emit() {
 # protocol, one thread per client) and prints its transactions per second; fails when a
 # client aborted or a transaction failed.
 pgb() {
-	local script=$1 clients=$2 secs=$3 log
-	shift 3
-	log=$(mktemp "$BENCH_TMP/pgbench.XXXXXX")
-	if ! pgbench -n -M prepared -c "$clients" -j "$clients" -T "$secs" -f "$script" "$@" >"$log" 2>&1 ||
-		grep -q -E 'aborted|error' "$log"; then
-		echo "pgbench $script failed:" >&2
-		cat "$log" >&2
-		return 1
-	fi
-	awk '/^tps = / {printf "%.1f\n", $3}' "$log"
+	local r
+	r=$(pgb_count "$@") || return 1
+	echo "${r%% *}"
 }
 
 # jobq_reset: drop and create the extension, so each workload starts from empty tables.

@@ -2,7 +2,7 @@
 # bench/run.sh: `make bench` (never part of make test). Installs what is missing (the
 # packages of scripts/deps.sh, plus valgrind for bench/callgrind.sh), builds and installs
 # jobq, starts a throwaway cluster with the default settings and what README documents
-# (scripts/cluster.sh), creates the extension, and runs every workload bench/[rw]*.sh once
+# (scripts/cluster.sh), creates the extension, and runs every workload bench/[rw]N_*.sh once
 # per synchronous_commit mode (off first, then on), then bench/callgrind.sh (sync off
 # only) when it exists. The RESULT lines the workloads emit (see bench/lib.sh) become the
 # table bench/report.py prints: it is written to bench/RESULTS.md and shown.
@@ -95,7 +95,7 @@ for sync in $modes; do
 	mkdir -p "$BENCH_TMP"
 	# Also for the sessions that do not get PGOPTIONS (the reaper, a sidecar's pool).
 	psql -X -q -c "ALTER SYSTEM SET synchronous_commit = $sync" -c "SELECT pg_catalog.pg_reload_conf()" >/dev/null
-	for w in bench/[rw]*.sh; do
+	for w in bench/[rw][0-9]*_*.sh; do  # r1_limit.sh ... w6_sidecar.sh, not run.sh
 		[ -f "$w" ] || continue
 		[ -z "${BENCH_ONLY:-}" ] || [[ $(basename "$w") =~ $BENCH_ONLY ]] || continue
 		workload "$w"

@@ -157,7 +157,7 @@ main(int argc, char **argv)
 	options[n++] = timeout_ms;
 	options[n++] = "enable_keep_alive";
 	options[n++] = "yes";
-	options[n++] = "tcp_nodelay";	/* headers and body are two writes */
+	options[n++] = "tcp_nodelay";	/* each answer is one write (reply.c): send it at once */
 	options[n++] = "1";
 	options[n++] = "keep_alive_timeout_ms";
 	options[n++] = "5000";

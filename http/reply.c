@@ -18,12 +18,19 @@
 
 /*
  * jh_reply: sends the one response of request r. A HEAD request gets the
- * headers only; 204 and 304 carry no Content-Length (RFC 9110).
+ * headers only; 204 and 304 carry no Content-Length (RFC 9110). Status line,
+ * headers and body go out in one write (with TCP_NODELAY, two writes are two
+ * segments and two wake-ups of the client for every answer); the connection
+ * stays open unless r->close.
  */
 void
 jh_reply(JhRequest *r, int status, const char *content_type, const char *body, size_t len)
 {
-	char		lenbuf[32];
+	bool		with_body = len > 0 && status != 204 && status != 304 &&
+		strcmp(r->method, "HEAD") != 0;
+	size_t		cap = 512 + (with_body ? len : 0);
+	char	   *buf;
+	size_t		n;
 	int			i;
 
 	if (r->status != 0)
@@ -31,20 +38,32 @@ jh_reply(JhRequest *r, int status, const char *content_type, const char *body, s
 	r->status = status;
 	if (r->close)
 		mg_disable_connection_keep_alive(r->conn);
-	mg_response_header_start(r->conn, status);
-	if (content_type && len > 0)
-		mg_response_header_add(r->conn, "Content-Type", content_type, -1);
-	if (status != 204 && status != 304)
-	{
-		snprintf(lenbuf, sizeof(lenbuf), "%zu", len);
-		mg_response_header_add(r->conn, "Content-Length", lenbuf, -1);
-	}
-	mg_response_header_add(r->conn, "Cache-Control", "no-store", -1);
 	for (i = 0; i < r->nhdr; i++)
-		mg_response_header_add(r->conn, r->hdr_name[i], r->hdr_value[i], -1);
-	mg_response_header_send(r->conn);
-	if (len > 0 && status != 204 && status != 304 && strcmp(r->method, "HEAD") != 0)
-		mg_write(r->conn, body, len);
+		cap += strlen(r->hdr_name[i]) + strlen(r->hdr_value[i]) + 4;
+	buf = malloc(cap);
+	if (buf == NULL)
+	{
+		mg_disable_connection_keep_alive(r->conn);
+		return;					/* nothing can be sent: the connection closes */
+	}
+	n = (size_t) snprintf(buf, cap, "HTTP/1.1 %d %s\r\n", status,
+						  mg_get_response_code_text(r->conn, status));
+	if (content_type && len > 0)
+		n += (size_t) snprintf(buf + n, cap - n, "Content-Type: %s\r\n", content_type);
+	if (status != 204 && status != 304)
+		n += (size_t) snprintf(buf + n, cap - n, "Content-Length: %zu\r\n", len);
+	n += (size_t) snprintf(buf + n, cap - n, "Cache-Control: no-store\r\n%s",
+						   r->close ? "Connection: close\r\n" : "");
+	for (i = 0; i < r->nhdr; i++)
+		n += (size_t) snprintf(buf + n, cap - n, "%s: %s\r\n", r->hdr_name[i], r->hdr_value[i]);
+	n += (size_t) snprintf(buf + n, cap - n, "\r\n");
+	if (with_body)
+	{
+		memcpy(buf + n, body, len);
+		n += len;
+	}
+	mg_write(r->conn, buf, n);
+	free(buf);
 }
 
 void

@@ -3,15 +3,15 @@
  * lease.c
  *	  jobq.lease: hand out up to n due pending jobs of a queue to a worker.
  *
- *	  Two prepared statements do a lease. The first picks the jobs through
- *	  the partial index over pending rows (queue, priority, run_at, run) with
- *	  FOR UPDATE SKIP LOCKED and returns their partition and ctid; the second
- *	  marks them running with a fresh lease token, by TID in each partition.
- *	  Joining the picked rows back by key instead lets the planner, which
- *	  cannot know n in a generic plan, choose a merge join over the whole
- *	  table: 50 ms per lease with 100 000 jobs, against a few microseconds per
- *	  row by TID. Paused queues yield nothing; a queue with max_running yields
- *	  at most the free slots (its leases are serialised, see below). The time
+ *	  A lease is three prepared statements: the queue's row (paused? capped?
+ *	  a capped queue also takes its lease lock and counts its running jobs in
+ *	  a fourth), the pick, which takes the jobs through the partial index over
+ *	  pending rows (queue, priority, run_at, run) with FOR UPDATE SKIP LOCKED
+ *	  and returns their partition and ctid, and the mark, which sets them
+ *	  running with a fresh lease token, by TID in each partition. Joining the
+ *	  picked rows back by key instead lets the planner, which cannot know n in
+ *	  a generic plan, choose a merge join over the whole table: 50 ms per lease
+ *	  with 100 000 jobs, against a few microseconds per row by TID. The time
  *	  is passed in as a parameter (the clock at the call), so run_at is an
  *	  index bound.
  *

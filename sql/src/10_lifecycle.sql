@@ -412,7 +412,7 @@ BEGIN
 		h.priority, now, h.timeout, h.max_retries, 0, h.progress, h.message, h.persist,
 		h.rollback_enabled, h.created_by, h.created_at, h.started_at, now)
 	RETURNING * INTO j;
-	DELETE FROM jobq.history x WHERE x.run = h.run;
+	DELETE FROM jobq.history x WHERE x.queue = h.queue AND x.id = h.id AND x.run = h.run;
 	PERFORM jobq._event(j, 'info', 'retried',
 		pg_catalog.jsonb_build_object('attempts', h.attempt));
 	PERFORM jobq._notify(queue);

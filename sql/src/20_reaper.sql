@@ -57,13 +57,14 @@ CREATE FUNCTION jobq._purge(batch integer) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
 	now timestamptz := pg_catalog.clock_timestamp();
-	candidates bigint[];
+	candidates tid[];
 	n integer;
 BEGIN
-	SELECT pg_catalog.array_agg(x.run) INTO candidates FROM (
-		SELECT h.run FROM jobq.queues q
+	-- Candidates by row address: the history's key leads with (queue, id), not run.
+	SELECT pg_catalog.array_agg(x.ctid) INTO candidates FROM (
+		SELECT h.ctid FROM jobq.queues q
 		CROSS JOIN LATERAL (
-			SELECT h.run FROM jobq.history h
+			SELECT h.ctid FROM jobq.history h
 			WHERE h.queue = q.queue
 				AND h.finished_at < now - q.retention
 			ORDER BY h.finished_at
@@ -73,12 +74,12 @@ BEGIN
 		RETURN 0;
 	END IF;
 	WITH c AS MATERIALIZED (
-		SELECT h.run FROM jobq.history h JOIN jobq.queues q ON q.queue = h.queue
-		WHERE h.run = ANY (candidates)
+		SELECT h.ctid AS tid FROM jobq.history h JOIN jobq.queues q ON q.queue = h.queue
+		WHERE h.ctid = ANY (candidates)
 			AND h.finished_at < now - q.retention
 		FOR UPDATE OF h SKIP LOCKED),
 	d AS (
-		DELETE FROM jobq.history h USING c WHERE h.run = c.run
+		DELETE FROM jobq.history h USING c WHERE h.ctid = c.tid
 		RETURNING h.queue, h.id, h.run),
 	e AS (
 		DELETE FROM jobq.job_events ev USING d

@@ -15,22 +15,26 @@
 # jit = off, gets 100 000 pending jobs in each queue, VACUUM ANALYZE, and is stopped. Then
 # PostgreSQL in single-user mode (postgres --single, one statement per input line, each its
 # own transaction; the ids and lease tokens go from the first to the second transaction in
-# a session variable, set_config) runs under valgrind --tool=callgrind on a fresh copy of
+# a session variable, set_config; both statements are PREPAREd first and run by EXECUTE,
+# as pgbench -M prepared runs W2) runs under valgrind --tool=callgrind on a fresh copy of
 # that data directory, twice per system: K and 2K pairs of transactions. Start-up, shutdown
 # and the first (cold: catalog caches, plans) batches cancel in the difference:
-#   instr/job = (Ir(2K) - Ir(K)) / (K * 100)
+#   instr/job = (Ir(2K) - Ir(K)) / (K * n)
 # which is the steady-state cost of a job, leasing and completing included, plus its share
 # of the shutdown checkpoint's writing of the extra dirty pages. No reaper, autovacuum or
 # client runs in single-user mode; the protocol and the client's own work are not counted.
 #
 # Metrics (workload cg, one value each): jobq n100, r2 n100 (instr/job).
 # Environment (besides lib.sh's): BENCH_CG_BATCHES (K, default 20), BENCH_CG_PREFILL
-# (100000). About 2 minutes. Needs valgrind (apt-get install -y valgrind).
+# (100000), BENCH_CG_N (jobs per lease, default 100; with 1, jobq completes with
+# jobq.complete as W2 n = 1 does, K defaults to 400 and the metrics are "... n1").
+# About 2 minutes. Needs valgrind (apt-get install -y valgrind).
 # Standalone: BENCH_SYNC=off bash bench/callgrind.sh (no PG* variables needed).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-k=${BENCH_CG_BATCHES:-20}
+n=${BENCH_CG_N:-100}
+k=${BENCH_CG_BATCHES:-$((n == 1 ? 400 : 20))}
 prefill=${BENCH_CG_PREFILL:-100000}
 command -v valgrind >/dev/null || { echo "callgrind: valgrind is not installed" >&2; exit 1; }
 as_pg() {
@@ -77,28 +81,37 @@ sql -c "VACUUM ANALYZE" -c "CHECKPOINT"
 have_batch=$(sql -c "SELECT to_regprocedure('jobq.complete_batch(text,text[],uuid[],jsonb[])') IS NOT NULL")
 bash "$bench_top/scripts/cluster.sh" stop "$dir"
 
-# The statements, one a line.
-cat >"$dir/jobq_pair.sql" <<'SQL'
-SELECT pg_catalog.set_config('cg.ids', pg_catalog.array_agg(id)::text, false), pg_catalog.set_config('cg.leases', pg_catalog.array_agg(lease)::text, false), pg_catalog.count(payload) FROM jobq.lease('w2', 'bench', 100)
-SQL
-if [ "$have_batch" = t ]; then
-	echo "SELECT pg_catalog.count(*) FROM jobq.complete_batch('w2', pg_catalog.current_setting('cg.ids')::text[], pg_catalog.current_setting('cg.leases')::uuid[])" >>"$dir/jobq_pair.sql"
-	echo "callgrind: jobq = lease 100 + one complete_batch" >&2
+# The statements, one a line: each system's are prepared once (its .prep file), as pgbench
+# -M prepared does in W2, then each pair is two EXECUTEs.
+jobq_complete="SELECT pg_catalog.count(*) FROM jobq.complete_batch('w2', pg_catalog.current_setting('cg.ids')::text[], pg_catalog.current_setting('cg.leases')::uuid[])"
+if [ "$n" = 1 ]; then
+	jobq_complete="SELECT pg_catalog.count(jobq.complete('w2', (pg_catalog.current_setting('cg.ids')::text[])[1], NULL, (pg_catalog.current_setting('cg.leases')::uuid[])[1]))"
+	echo "callgrind: jobq = lease 1 + jobq.complete" >&2
+elif [ "$have_batch" = t ]; then
+	echo "callgrind: jobq = lease $n + one complete_batch" >&2
 else
-	echo "SELECT pg_catalog.count(jobq.complete('w2', i, NULL, l)) FROM pg_catalog.unnest(pg_catalog.current_setting('cg.ids')::text[], pg_catalog.current_setting('cg.leases')::uuid[]) AS u(i, l)" >>"$dir/jobq_pair.sql"
-	echo "callgrind: jobq = lease 100 + complete x 100 (complete_batch not installed)" >&2
+	jobq_complete="SELECT pg_catalog.count(jobq.complete('w2', i, NULL, l)) FROM pg_catalog.unnest(pg_catalog.current_setting('cg.ids')::text[], pg_catalog.current_setting('cg.leases')::uuid[]) AS u(i, l)"
+	echo "callgrind: jobq = lease $n + complete x $n (complete_batch not installed)" >&2
 fi
-cat >"$dir/r2_pair.sql" <<'SQL'
-WITH l AS (UPDATE r2_jobs SET status = 'running', attempts = attempts + 1, lease_expires_at = clock_timestamp() + interval '30 seconds' WHERE id IN (SELECT id FROM r2_jobs WHERE queue = 'r2' AND status = 'pending' ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED) RETURNING id, payload) SELECT set_config('cg.ids', array_agg(id)::text, false), count(payload) FROM l
-DELETE FROM r2_jobs WHERE id = ANY(current_setting('cg.ids')::bigint[])
+cat >"$dir/jobq.prep" <<SQL
+PREPARE cg_lease AS SELECT pg_catalog.set_config('cg.ids', pg_catalog.array_agg(id)::text, false), pg_catalog.set_config('cg.leases', pg_catalog.array_agg(lease)::text, false), pg_catalog.count(payload) FROM jobq.lease('w2', 'bench', $n)
+PREPARE cg_complete AS $jobq_complete
 SQL
+cat >"$dir/r2.prep" <<SQL
+PREPARE cg_lease AS WITH l AS (UPDATE r2_jobs SET status = 'running', attempts = attempts + 1, lease_expires_at = clock_timestamp() + interval '30 seconds' WHERE id IN (SELECT id FROM r2_jobs WHERE queue = 'r2' AND status = 'pending' ORDER BY id LIMIT $n FOR UPDATE SKIP LOCKED) RETURNING id, payload) SELECT set_config('cg.ids', array_agg(id)::text, false), count(payload) FROM l
+PREPARE cg_complete AS DELETE FROM r2_jobs WHERE id = ANY(current_setting('cg.ids')::bigint[])
+SQL
+printf 'EXECUTE cg_lease\nEXECUTE cg_complete\n' >"$dir/pair.sql"
 
 # instr SYSTEM PAIRS: instructions of a single-user session running PAIRS pairs.
 instr() {
 	local sys=$1 pairs=$2 run=$dir/run out want
 	as_pg rm -rf "$run"
 	as_pg cp -a "$dir/data" "$run"
-	for ((i = 0; i < pairs; i++)); do cat "$dir/${sys}_pair.sql"; done >"$dir/script.sql"
+	{
+		cat "$dir/$sys.prep"
+		for ((i = 0; i < pairs; i++)); do cat "$dir/pair.sql"; done
+	} >"$dir/script.sql"
 	out=$dir/callgrind.$sys.$pairs
 	as_pg valgrind --tool=callgrind --callgrind-out-file="$out" \
 		"$(pg_config --bindir)/postgres" --single -D "$run" postgres <"$dir/script.sql" >"$dir/single.log" 2>&1 ||
@@ -107,12 +120,12 @@ instr() {
 		grep -m 5 -E '(ERROR|FATAL|PANIC|QUERY|STATEMENT):' "$dir/single.log" | cut -c1-400 >&2
 		return 1
 	fi
-	# Every lease got 100 jobs (its count(payload) is 100), and with jobq every completion
-	# completed 100 (R2's DELETE prints no row).
+	# Every lease got n jobs (its count(payload) is n), and with jobq every completion
+	# completed n (R2's DELETE prints no row).
 	want=$pairs
 	if [ "$sys" = jobq ]; then want=$((2 * pairs)); fi
-	if [ "$(grep -c -E '^[[:space:]]*[0-9]+: count = "100"' "$dir/single.log")" -lt "$want" ]; then
-		echo "callgrind: $sys did not lease and complete 100 jobs per pair" >&2
+	if [ "$(grep -c -E "^[[:space:]]*[0-9]+: count = \"$n\"" "$dir/single.log")" -lt "$want" ]; then
+		echo "callgrind: $sys did not lease and complete $n jobs per pair" >&2
 		tail -30 "$dir/single.log" >&2
 		return 1
 	fi
@@ -122,7 +135,7 @@ instr() {
 for sys in ${BENCH_CG_SYSTEMS:-jobq r2}; do
 	a=$(instr "$sys" "$k")
 	b=$(instr "$sys" $((2 * k)))
-	per=$(awk -v a="$a" -v b="$b" -v k="$k" 'BEGIN {printf "%.0f", (b - a) / (k * 100)}')
+	per=$(awk -v a="$a" -v b="$b" -v k="$k" -v n="$n" 'BEGIN {printf "%.0f", (b - a) / (k * n)}')
 	echo "callgrind: $sys: $k pairs $a instr, $((2 * k)) pairs $b instr: $per instr/job" >&2
-	emit cg "$sys n100" instr/job "$per"
+	emit cg "$sys n$n" instr/job "$per"
 done

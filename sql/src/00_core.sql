@@ -586,61 +586,89 @@ COMMENT ON FUNCTION jobq.enqueue(text, jsonb, text, interval, integer, boolean, 
  * (or relay's persist_data), run_at, priority. Returns the ids enqueued, in input order;
  * ids that are already live are skipped (relay).
  */
+/*
+ * _batch_rows(jobs): the job objects of enqueue_batch's array as columns, in the array's
+ * order (ord); id is null when not given (the caller generates one). Inlined into the
+ * caller's statement, so the array is read once there.
+ */
+CREATE FUNCTION jobq._batch_rows(jobs jsonb)
+RETURNS TABLE (ord bigint, id text, payload jsonb, state jsonb, timeout interval,
+	max_retries integer, persist boolean, run_at timestamptz, priority integer)
+LANGUAGE sql STABLE AS $$
+	SELECT s.ord, s.e ->> 'id', COALESCE(s.e -> 'payload', '{}'), s.e -> 'state',
+		CASE WHEN s.e ? 'timeout' THEN
+			jobq._check_timeout(CASE pg_catalog.jsonb_typeof(s.e -> 'timeout')
+				WHEN 'number' THEN pg_catalog.make_interval(secs => (s.e ->> 'timeout')::float8)
+				WHEN 'string' THEN (s.e ->> 'timeout')::interval END) END,
+		(s.e ->> 'max_retries')::integer,
+		COALESCE((s.e ->> 'persist')::boolean, (s.e ->> 'persist_data')::boolean, true),
+		(s.e ->> 'run_at')::timestamptz,
+		(s.e ->> 'priority')::integer
+	FROM pg_catalog.jsonb_array_elements(jobs) WITH ORDINALITY AS s(e, ord)
+$$;
+
 CREATE FUNCTION jobq.enqueue_batch(queue text, jobs jsonb) RETURNS SETOF text
 LANGUAGE plpgsql AS $$
 DECLARE
 	q jobq.queues;
 	bad jsonb;
+	given boolean;
 BEGIN
 	q := jobq._queue(queue);
 	IF jobs IS NULL OR pg_catalog.jsonb_typeof(jobs) <> 'array' THEN
 		RAISE EXCEPTION 'jobs must be a JSON array of job objects' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	SELECT e INTO bad FROM pg_catalog.jsonb_array_elements(jobs) e
-	WHERE pg_catalog.jsonb_typeof(e) <> 'object'
-		OR (e ? 'id' AND pg_catalog.jsonb_typeof(e -> 'id') NOT IN ('string', 'number'))
-		OR (e ? 'timeout' AND pg_catalog.jsonb_typeof(e -> 'timeout') NOT IN ('string', 'number', 'null'))
-	LIMIT 1;
-	IF FOUND THEN
+	-- One pass: the first invalid element, and whether any element names its id.
+	SELECT (pg_catalog.array_agg(e) FILTER (WHERE pg_catalog.jsonb_typeof(e) <> 'object'
+			OR (e ? 'id' AND pg_catalog.jsonb_typeof(e -> 'id') NOT IN ('string', 'number'))
+			OR (e ? 'timeout' AND pg_catalog.jsonb_typeof(e -> 'timeout') NOT IN ('string', 'number', 'null'))))[1],
+		COALESCE(pg_catalog.bool_or(e ? 'id'), false)
+	INTO bad, given
+	FROM pg_catalog.jsonb_array_elements(jobs) e;
+	IF bad IS NOT NULL THEN
 		RAISE EXCEPTION 'jobs: invalid job object %', bad USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 
-	PERFORM jobq._check_id(e ->> 'id') FROM pg_catalog.jsonb_array_elements(jobs) e WHERE e ? 'id';
-	PERFORM jobq._lock_bucket(k.bucket) FROM (
-		SELECT DISTINCT jobq._key_bucket(queue, e ->> 'id') AS bucket
-		FROM pg_catalog.jsonb_array_elements(jobs) e WHERE e ? 'id' ORDER BY 1) k;
-
-	RETURN QUERY
-	WITH src AS (
-		SELECT s.ord,
-			COALESCE(s.e ->> 'id', jobq._new_id()) AS id,
-			s.e ? 'id' AS given,
-			COALESCE(s.e -> 'payload', '{}') AS payload,
-			s.e -> 'state' AS state,
-			jobq._check_timeout(CASE pg_catalog.jsonb_typeof(s.e -> 'timeout')
-				WHEN 'number' THEN pg_catalog.make_interval(secs => (s.e ->> 'timeout')::float8)
-				WHEN 'string' THEN (s.e ->> 'timeout')::interval END) AS timeout,
-			(s.e ->> 'max_retries')::integer AS max_retries,
-			COALESCE((s.e ->> 'persist')::boolean, (s.e ->> 'persist_data')::boolean,
-				true) AS persist,
-			(s.e ->> 'run_at')::timestamptz AS run_at,
-			(s.e ->> 'priority')::integer AS priority
-		FROM pg_catalog.jsonb_array_elements(jobs) WITH ORDINALITY AS s(e, ord)),
-	b AS (SELECT DISTINCT ON (src.id) * FROM src ORDER BY src.id, src.ord),
-	ins AS (
+	IF NOT given THEN
+		-- Generated ids only: a fresh time-ordered id cannot be live already, so the rows
+		-- go straight in, in the array's order, without the duplicate handling below
+		-- (bench/ W1: 40% fewer instructions per job).
+		RETURN QUERY
 		INSERT INTO jobq.jobs AS x (queue, id, payload, state, priority, run_at, timeout,
 			max_retries, persist)
-		SELECT enqueue_batch.queue, b.id, b.payload, b.state, COALESCE(b.priority, 0),
-			COALESCE(b.run_at, pg_catalog.clock_timestamp()),
-			COALESCE(b.timeout, q.timeout),
+		SELECT enqueue_batch.queue, jobq._new_id(), b.payload, b.state, COALESCE(b.priority, 0),
+			COALESCE(b.run_at, pg_catalog.clock_timestamp()), COALESCE(b.timeout, q.timeout),
 			COALESCE(b.max_retries, q.max_retries), b.persist
-		FROM b
-		WHERE NOT b.given OR NOT EXISTS (
-			SELECT 1 FROM jobq.jobs y WHERE y.queue = enqueue_batch.queue AND y.id = b.id)
+		FROM jobq._batch_rows(jobs) b
 		ORDER BY b.ord
-		ON CONFLICT DO NOTHING
-		RETURNING x.id)
-	SELECT ins.id FROM ins JOIN b ON b.id = ins.id ORDER BY b.ord;
+		RETURNING x.id;
+	ELSE
+		PERFORM jobq._check_id(e ->> 'id') FROM pg_catalog.jsonb_array_elements(jobs) e WHERE e ? 'id';
+		PERFORM jobq._lock_bucket(k.bucket) FROM (
+			SELECT DISTINCT jobq._key_bucket(queue, e ->> 'id') AS bucket
+			FROM pg_catalog.jsonb_array_elements(jobs) e WHERE e ? 'id' ORDER BY 1) k;
+
+		RETURN QUERY
+		WITH src AS (
+			SELECT r.ord, COALESCE(r.id, jobq._new_id()) AS id, r.id IS NOT NULL AS given,
+				r.payload, r.state, r.timeout, r.max_retries, r.persist, r.run_at, r.priority
+			FROM jobq._batch_rows(jobs) r),
+		b AS (SELECT DISTINCT ON (src.id) * FROM src ORDER BY src.id, src.ord),
+		ins AS (
+			INSERT INTO jobq.jobs AS x (queue, id, payload, state, priority, run_at, timeout,
+				max_retries, persist)
+			SELECT enqueue_batch.queue, b.id, b.payload, b.state, COALESCE(b.priority, 0),
+				COALESCE(b.run_at, pg_catalog.clock_timestamp()),
+				COALESCE(b.timeout, q.timeout),
+				COALESCE(b.max_retries, q.max_retries), b.persist
+			FROM b
+			WHERE NOT b.given OR NOT EXISTS (
+				SELECT 1 FROM jobq.jobs y WHERE y.queue = enqueue_batch.queue AND y.id = b.id)
+			ORDER BY b.ord
+			ON CONFLICT DO NOTHING
+			RETURNING x.id)
+		SELECT ins.id FROM ins JOIN b ON b.id = ins.id ORDER BY b.ord;
+	END IF;
 	PERFORM jobq._notify(queue);
 END
 $$;

@@ -81,7 +81,11 @@ SELECT * FROM jobq.enqueue_batch('batch',
 	  {"id": "b1"}, {"id": "b3", "persist_data": false, "priority": -1, "timeout": "2 minutes"}]');
 SELECT * FROM jobq.enqueue_batch('batch', '[{"id": "b2"}, {"id": "b4"}]');   -- b2 skipped
 SELECT id, timeout, max_retries, persist, priority FROM jobq.jobs WHERE queue = 'batch' ORDER BY id;
-SELECT count(*) FROM jobq.enqueue_batch('batch', '[{}, {"payload": 1}]');   -- generated ids
+-- generated ids: answered in the array's order
+CREATE TEMP TABLE gen AS
+	SELECT * FROM jobq.enqueue_batch('batch', '[{}, {"payload": 1}]') WITH ORDINALITY AS r(id, ord);
+SELECT g.ord, j.payload, j.status FROM gen g JOIN jobq.jobs j ON j.queue = 'batch' AND j.id = g.id
+	ORDER BY g.ord;
 SELECT jobq.enqueue_batch('batch', '{"id": 1}');                             -- 22023: not an array
 \echo :LAST_ERROR_SQLSTATE
 SELECT jobq.enqueue_batch('batch', '[1, 2]');                                -- 22023: not objects

@@ -13,6 +13,11 @@
  *	  fences a late call against the reaper or a new lease: the statement
  *	  re-checks status and token after waiting for a concurrent writer.
  *
+ *	  The status they look for, 'running', is a parameter, not a literal: with
+ *	  the literal the planner may prove the partial index of running jobs
+ *	  usable and, in a generic plan made while few jobs run, walk all the
+ *	  running jobs of every queue instead of looking the job up by its key.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -51,6 +56,13 @@ fin_opt_arg(FunctionCallInfo fcinfo, int argno, Datum *values, char *nulls, int 
 	nulls[at] = PG_ARGISNULL(argno) ? 'n' : ' ';
 }
 
+/* The status the statements look for, as a parameter value (see the head). */
+static Datum
+running_status(void)
+{
+	return CStringGetTextDatum("running");
+}
+
 /*
  * jobq.heartbeat(queue, id, state jsonb, progress real, message text,
  *				  lease uuid) returns text
@@ -65,10 +77,10 @@ Datum
 jobq_heartbeat(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[7] = {TEXTOID, TEXTOID, JSONBOID, FLOAT4OID, TEXTOID, UUIDOID,
-	TIMESTAMPTZOID};
-	Datum		values[7];
-	char		nulls[7];
+	Oid			argtypes[8] = {TEXTOID, TEXTOID, JSONBOID, FLOAT4OID, TEXTOID, UUIDOID,
+	TIMESTAMPTZOID, TEXTOID};
+	Datum		values[8];
+	char		nulls[8];
 	text	   *desired;
 
 	fin_key_args(fcinfo, 5, values, nulls, 5);
@@ -86,6 +98,8 @@ jobq_heartbeat(PG_FUNCTION_ARGS)
 	}
 	values[6] = TimestampTzGetDatum(GetCurrentTimestamp());
 	nulls[6] = ' ';
+	values[7] = running_status();
+	nulls[7] = ' ';
 
 	SPI_connect();
 	jobq_plan(&plan,
@@ -93,10 +107,10 @@ jobq_heartbeat(PG_FUNCTION_ARGS)
 			  " state = COALESCE($3, j.state),"
 			  " progress = COALESCE($4, j.progress),"
 			  " message = COALESCE($5, j.message), updated_at = $7"
-			  " WHERE j.queue = $1 AND j.id = $2 AND j.status = 'running'"
+			  " WHERE j.queue = $1 AND j.id = $2 AND j.status = $8"
 			  " AND ($6::uuid IS NULL OR j.lease = $6)"
 			  " RETURNING j.desired_status",
-			  7, argtypes);
+			  8, argtypes);
 	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "jobq: heartbeat failed");
 	if (SPI_processed == 0)
@@ -141,22 +155,24 @@ Datum
 jobq_complete(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[5] = {TEXTOID, TEXTOID, JSONBOID, UUIDOID, TIMESTAMPTZOID};
-	Datum		values[5];
-	char		nulls[5];
+	Oid			argtypes[6] = {TEXTOID, TEXTOID, JSONBOID, UUIDOID, TIMESTAMPTZOID, TEXTOID};
+	Datum		values[6];
+	char		nulls[6];
 
 	fin_key_args(fcinfo, 3, values, nulls, 3);
 	fin_opt_arg(fcinfo, 2, values, nulls, 2);
 	values[4] = TimestampTzGetDatum(GetCurrentTimestamp());
 	nulls[4] = ' ';
+	values[5] = running_status();
+	nulls[5] = ' ';
 
 	SPI_connect();
 	jobq_plan(&plan,
 			  "WITH d AS (DELETE FROM jobq.jobs j"
-			  "  WHERE j.queue = $1 AND j.id = $2 AND j.status = 'running'"
+			  "  WHERE j.queue = $1 AND j.id = $2 AND j.status = $6"
 			  "  AND ($4::uuid IS NULL OR j.lease = $4) RETURNING j.*, $3::jsonb AS new_result)"
 			  FINISHED_INSERT,
-			  5, argtypes);
+			  6, argtypes);
 	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "jobq: complete failed");
 	if (SPI_processed == 0)
@@ -201,10 +217,10 @@ Datum
 jobq_complete_batch(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[5] = {TEXTOID, TEXTARRAYOID, UUIDARRAYOID, JSONBARRAYOID,
-	TIMESTAMPTZOID};
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	Oid			argtypes[6] = {TEXTOID, TEXTARRAYOID, UUIDARRAYOID, JSONBARRAYOID,
+	TIMESTAMPTZOID, TEXTOID};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int			n;
 	uint64		i;
@@ -239,6 +255,7 @@ jobq_complete_batch(PG_FUNCTION_ARGS)
 	values[3] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
 	nulls[3] = PG_ARGISNULL(3) ? 'n' : ' ';
 	values[4] = TimestampTzGetDatum(GetCurrentTimestamp());
+	values[5] = running_status();
 
 	SPI_connect();
 	jobq_plan(&plan,
@@ -246,10 +263,10 @@ jobq_complete_batch(PG_FUNCTION_ARGS)
 			  "  FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4))"
 			  "  AS k(id, lease, result)),"
 			  " d AS (DELETE FROM jobq.jobs j USING k"
-			  "  WHERE j.queue = $1 AND j.id = k.id AND j.status = 'running'"
+			  "  WHERE j.queue = $1 AND j.id = k.id AND j.status = $6"
 			  "  AND j.lease = k.lease RETURNING j.*, k.result AS new_result)"
 			  FINISHED_INSERT " RETURNING id",
-			  5, argtypes);
+			  6, argtypes);
 	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "jobq: complete_batch failed");
 	for (i = 0; i < SPI_processed; i++)
@@ -279,9 +296,10 @@ jobq_fail(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
 	static SPIPlanPtr final_plan = NULL;
-	Oid			argtypes[6] = {TEXTOID, TEXTOID, TEXTOID, BOOLOID, UUIDOID, TIMESTAMPTZOID};
-	Datum		values[6];
-	char		nulls[6];
+	Oid			argtypes[7] = {TEXTOID, TEXTOID, TEXTOID, BOOLOID, UUIDOID, TIMESTAMPTZOID,
+	TEXTOID};
+	Datum		values[7];
+	char		nulls[7];
 	text	   *status;
 
 	fin_key_args(fcinfo, 4, values, nulls, 4);
@@ -290,6 +308,8 @@ jobq_fail(PG_FUNCTION_ARGS)
 	nulls[3] = ' ';
 	values[5] = TimestampTzGetDatum(GetCurrentTimestamp());
 	nulls[5] = ' ';
+	values[6] = running_status();
+	nulls[6] = ' ';
 
 	SPI_connect();
 	jobq_plan(&plan,
@@ -298,7 +318,7 @@ jobq_fail(PG_FUNCTION_ARGS)
 			  "    * pg_catalog.power(2, LEAST(j.attempt - 1, 30))),"
 			  "  lease = NULL, lease_expires_at = NULL, worker = NULL, updated_at = $6"
 			  "  FROM jobq.queues q"
-			  "  WHERE j.queue = $1 AND j.id = $2 AND j.status = 'running'"
+			  "  WHERE j.queue = $1 AND j.id = $2 AND j.status = $7"
 			  "  AND ($5::uuid IS NULL OR j.lease = $5) AND q.queue = j.queue AND $4"
 			  "  AND j.desired_status = 'running'"
 			  "  AND (j.max_retries < 0 OR j.attempt <= j.max_retries)"
@@ -308,7 +328,7 @@ jobq_fail(PG_FUNCTION_ARGS)
 			  " SELECT u.queue, u.id, u.run, u.version, u.attempt, 'error',"
 			  "  COALESCE($3, 'failed'), pg_catalog.jsonb_build_object("
 			  "  'attempt', u.attempt, 'retry', true, 'next_run_at', u.run_at) FROM u",
-			  6, argtypes);
+			  7, argtypes);
 	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "jobq: fail failed");
 	if (SPI_processed == 1)

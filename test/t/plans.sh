@@ -31,8 +31,36 @@ SELECT count(*) FROM jobq.complete_batch('pq',
 	(SELECT array_agg(id) FROM (SELECT id, lease FROM jobq.lease('pq', 'w', 5)) l),
 	(SELECT array_agg(lease) FROM (SELECT id, lease FROM jobq.lease('pq', 'w', 5)) l));
 SELECT 'seqscans ' || pg_stat_get_xact_numscans('jobq.jobs_persistent'::regclass);
+SELECT 'runscans ' || pg_stat_get_xact_numscans('jobq.jobs_persistent_lease_expires_at_idx'::regclass);
 COMMIT;
 SQL
 ) || die "hot-path calls failed: $out"
 expect_eq "$(echo "$out" | grep '^seqscans')" "seqscans 0" \
 	"lease, heartbeat, complete, fail, complete_batch: no sequential scan of 20 000 jobs"
+# A job is found by its key, never by walking the index of running jobs (every running job
+# of every queue: a complete would cost O(running)).
+expect_eq "$(echo "$out" | grep '^runscans')" "runscans 0" \
+	"heartbeat, complete, fail, complete_batch: no scan of the running jobs' index"
+
+# Plans made by a new backend after the filled queue was vacuumed and analysed: the running
+# jobs' index is then (nearly) empty and looks cheap to walk, the key look-up in 100 000
+# looks dear (bench/ W2 made such plans).
+q "SELECT count(*) FROM jobq.enqueue_batch('pq', (SELECT jsonb_agg('{}'::jsonb) FROM generate_series(1, 80000)))" >/dev/null
+q "VACUUM ANALYZE jobq.jobs_persistent"
+out=$(psql -X -qAt -v ON_ERROR_STOP=1 <<'SQL'
+BEGIN;
+SELECT count(*) FROM (SELECT jobq.heartbeat('pq', l.id, lease => l.lease), jobq.complete('pq', l.id, NULL, l.lease)
+	FROM jobq.lease('pq', 'w', 1) l) x;
+SELECT count(*) FROM (SELECT jobq.fail('pq', l.id, 'x', lease => l.lease) FROM jobq.lease('pq', 'w', 1) l) x;
+SELECT count(*) FROM jobq.complete_batch('pq',
+	(SELECT array_agg(id) FROM (SELECT id, lease FROM jobq.lease('pq', 'w', 5)) l),
+	(SELECT array_agg(lease) FROM (SELECT id, lease FROM jobq.lease('pq', 'w', 5)) l));
+SELECT 'seqscans ' || pg_stat_get_xact_numscans('jobq.jobs_persistent'::regclass);
+SELECT 'runscans ' || pg_stat_get_xact_numscans('jobq.jobs_persistent_lease_expires_at_idx'::regclass);
+COMMIT;
+SQL
+) || die "hot-path calls after VACUUM ANALYZE failed: $out"
+expect_eq "$(echo "$out" | grep '^seqscans')" "seqscans 0" \
+	"after VACUUM ANALYZE of a full queue: no sequential scan"
+expect_eq "$(echo "$out" | grep '^runscans')" "runscans 0" \
+	"after VACUUM ANALYZE of a full queue: heartbeat, complete, fail, complete_batch do not scan the running jobs' index"

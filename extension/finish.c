@@ -73,10 +73,28 @@ running_status(void)
  * (its token is in jobq.job_versions) changes nothing and gets that version's
  * status ("finished", or "failed" after a rollback): stop, do not complete.
  */
+#define HEARTBEAT_SQL(rel) \
+"UPDATE " rel " j SET lease_expires_at = $7 + j.timeout," \
+" state = COALESCE($3, j.state)," \
+" progress = COALESCE($4, j.progress)," \
+" message = COALESCE($5, j.message), updated_at = $7" \
+" WHERE j.queue = $1 AND j.id = $2 AND j.status = $8" \
+" AND ($6::uuid IS NULL OR j.lease = $6)" \
+" RETURNING j.desired_status"
+
+/*
+ * Each statement comes in two forms: [0] on the partitioned jobq.jobs, [1] on
+ * jobq.jobs_persistent, for when no unlogged job exists (jobq_persistent_only).
+ */
+static const char *heartbeat_sql[2] = {
+	HEARTBEAT_SQL("jobq.jobs"), HEARTBEAT_SQL("jobq.jobs_persistent")
+};
+
 Datum
 jobq_heartbeat(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plans[2] = {NULL, NULL};
+	int			which;
 	Oid			argtypes[8] = {TEXTOID, TEXTOID, JSONBOID, FLOAT4OID, TEXTOID, UUIDOID,
 	TIMESTAMPTZOID, TEXTOID};
 	Datum		values[8];
@@ -102,16 +120,9 @@ jobq_heartbeat(PG_FUNCTION_ARGS)
 	nulls[7] = ' ';
 
 	SPI_connect();
-	jobq_plan(&plan,
-			  "UPDATE jobq.jobs j SET lease_expires_at = $7 + j.timeout,"
-			  " state = COALESCE($3, j.state),"
-			  " progress = COALESCE($4, j.progress),"
-			  " message = COALESCE($5, j.message), updated_at = $7"
-			  " WHERE j.queue = $1 AND j.id = $2 AND j.status = $8"
-			  " AND ($6::uuid IS NULL OR j.lease = $6)"
-			  " RETURNING j.desired_status",
-			  8, argtypes);
-	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_UPDATE_RETURNING)
+	which = jobq_persistent_only() ? 1 : 0;
+	jobq_plan(&plans[which], heartbeat_sql[which], 8, argtypes);
+	if (SPI_execute_plan(plans[which], values, nulls, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "jobq: heartbeat failed");
 	if (SPI_processed == 0)
 	{
@@ -151,10 +162,21 @@ jobq_heartbeat(PG_FUNCTION_ARGS)
  * Ends the running job as finished with its result: the run moves from the
  * live set to jobq.history in one statement.
  */
+#define COMPLETE_SQL(rel) \
+"WITH d AS (DELETE FROM " rel " j" \
+"  WHERE j.queue = $1 AND j.id = $2 AND j.status = $6" \
+"  AND ($4::uuid IS NULL OR j.lease = $4) RETURNING j.*, $3::jsonb AS new_result)" \
+FINISHED_INSERT
+
+static const char *complete_sql[2] = {
+	COMPLETE_SQL("jobq.jobs"), COMPLETE_SQL("jobq.jobs_persistent")
+};
+
 Datum
 jobq_complete(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plans[2] = {NULL, NULL};
+	int			which;
 	Oid			argtypes[6] = {TEXTOID, TEXTOID, JSONBOID, UUIDOID, TIMESTAMPTZOID, TEXTOID};
 	Datum		values[6];
 	char		nulls[6];
@@ -167,13 +189,9 @@ jobq_complete(PG_FUNCTION_ARGS)
 	nulls[5] = ' ';
 
 	SPI_connect();
-	jobq_plan(&plan,
-			  "WITH d AS (DELETE FROM jobq.jobs j"
-			  "  WHERE j.queue = $1 AND j.id = $2 AND j.status = $6"
-			  "  AND ($4::uuid IS NULL OR j.lease = $4) RETURNING j.*, $3::jsonb AS new_result)"
-			  FINISHED_INSERT,
-			  6, argtypes);
-	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT)
+	which = jobq_persistent_only() ? 1 : 0;
+	jobq_plan(&plans[which], complete_sql[which], 6, argtypes);
+	if (SPI_execute_plan(plans[which], values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "jobq: complete failed");
 	if (SPI_processed == 0)
 		jobq_raise_not_leased(values[0], values[1], values[3], nulls[3] == 'n');
@@ -213,10 +231,24 @@ batch_len(FunctionCallInfo fcinfo, int argno, const char *argname)
  * lease is stale, is left untouched and missing from the answer, which is the
  * ids completed.
  */
+#define COMPLETE_BATCH_SQL(rel) \
+"WITH k AS (SELECT k.id, k.lease, k.result" \
+"  FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4))" \
+"  AS k(id, lease, result))," \
+" d AS (DELETE FROM " rel " j USING k" \
+"  WHERE j.queue = $1 AND j.id = k.id AND j.status = $6" \
+"  AND j.lease = k.lease RETURNING j.*, k.result AS new_result)" \
+FINISHED_INSERT " RETURNING id"
+
+static const char *complete_batch_sql[2] = {
+	COMPLETE_BATCH_SQL("jobq.jobs"), COMPLETE_BATCH_SQL("jobq.jobs_persistent")
+};
+
 Datum
 jobq_complete_batch(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plans[2] = {NULL, NULL};
+	int			which;
 	Oid			argtypes[6] = {TEXTOID, TEXTARRAYOID, UUIDARRAYOID, JSONBARRAYOID,
 	TIMESTAMPTZOID, TEXTOID};
 	Datum		values[6];
@@ -258,16 +290,9 @@ jobq_complete_batch(PG_FUNCTION_ARGS)
 	values[5] = running_status();
 
 	SPI_connect();
-	jobq_plan(&plan,
-			  "WITH k AS (SELECT k.id, k.lease, k.result"
-			  "  FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4))"
-			  "  AS k(id, lease, result)),"
-			  " d AS (DELETE FROM jobq.jobs j USING k"
-			  "  WHERE j.queue = $1 AND j.id = k.id AND j.status = $6"
-			  "  AND j.lease = k.lease RETURNING j.*, k.result AS new_result)"
-			  FINISHED_INSERT " RETURNING id",
-			  6, argtypes);
-	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
+	which = jobq_persistent_only() ? 1 : 0;
+	jobq_plan(&plans[which], complete_batch_sql[which], 6, argtypes);
+	if (SPI_execute_plan(plans[which], values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "jobq: complete_batch failed");
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -291,10 +316,32 @@ jobq_complete_batch(PG_FUNCTION_ARGS)
  * cancel request, rollback, errors) is jobq._fail_final's. Returns the new
  * status.
  */
+#define FAIL_SQL(rel) \
+"WITH u AS (UPDATE " rel " j SET status = 'pending'," \
+"  run_at = $6 + LEAST(q.retry_cap, q.retry_base" \
+"    * pg_catalog.power(2, LEAST(j.attempt - 1, 30)))," \
+"  lease = NULL, lease_expires_at = NULL, worker = NULL, updated_at = $6" \
+"  FROM jobq.queues q" \
+"  WHERE j.queue = $1 AND j.id = $2 AND j.status = $7" \
+"  AND ($5::uuid IS NULL OR j.lease = $5) AND q.queue = j.queue AND $4" \
+"  AND j.desired_status = 'running'" \
+"  AND (j.max_retries < 0 OR j.attempt <= j.max_retries)" \
+"  RETURNING j.queue, j.id, j.run, j.version, j.attempt, j.run_at)" \
+" INSERT INTO jobq.job_events (queue, id, run, version, attempt, level," \
+"  message, detail)" \
+" SELECT u.queue, u.id, u.run, u.version, u.attempt, 'error'," \
+"  COALESCE($3, 'failed'), pg_catalog.jsonb_build_object(" \
+"  'attempt', u.attempt, 'retry', true, 'next_run_at', u.run_at) FROM u"
+
+static const char *fail_sql[2] = {
+	FAIL_SQL("jobq.jobs"), FAIL_SQL("jobq.jobs_persistent")
+};
+
 Datum
 jobq_fail(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plans[2] = {NULL, NULL};
+	int			which;
 	static SPIPlanPtr final_plan = NULL;
 	Oid			argtypes[7] = {TEXTOID, TEXTOID, TEXTOID, BOOLOID, UUIDOID, TIMESTAMPTZOID,
 	TEXTOID};
@@ -312,24 +359,9 @@ jobq_fail(PG_FUNCTION_ARGS)
 	nulls[6] = ' ';
 
 	SPI_connect();
-	jobq_plan(&plan,
-			  "WITH u AS (UPDATE jobq.jobs j SET status = 'pending',"
-			  "  run_at = $6 + LEAST(q.retry_cap, q.retry_base"
-			  "    * pg_catalog.power(2, LEAST(j.attempt - 1, 30))),"
-			  "  lease = NULL, lease_expires_at = NULL, worker = NULL, updated_at = $6"
-			  "  FROM jobq.queues q"
-			  "  WHERE j.queue = $1 AND j.id = $2 AND j.status = $7"
-			  "  AND ($5::uuid IS NULL OR j.lease = $5) AND q.queue = j.queue AND $4"
-			  "  AND j.desired_status = 'running'"
-			  "  AND (j.max_retries < 0 OR j.attempt <= j.max_retries)"
-			  "  RETURNING j.queue, j.id, j.run, j.version, j.attempt, j.run_at)"
-			  " INSERT INTO jobq.job_events (queue, id, run, version, attempt, level,"
-			  "  message, detail)"
-			  " SELECT u.queue, u.id, u.run, u.version, u.attempt, 'error',"
-			  "  COALESCE($3, 'failed'), pg_catalog.jsonb_build_object("
-			  "  'attempt', u.attempt, 'retry', true, 'next_run_at', u.run_at) FROM u",
-			  7, argtypes);
-	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT)
+	which = jobq_persistent_only() ? 1 : 0;
+	jobq_plan(&plans[which], fail_sql[which], 7, argtypes);
+	if (SPI_execute_plan(plans[which], values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "jobq: fail failed");
 	if (SPI_processed == 1)
 		status = cstring_to_text("pending");

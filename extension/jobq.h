@@ -30,6 +30,7 @@ extern SPIPlanPtr jobq_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *
 extern void jobq_raise_not_leased(Datum queue, Datum id, Datum lease, bool lease_isnull);
 extern bool jobq_retired_lease(Datum queue, Datum id, Datum lease, int32 *version,
 							   char **status);
+extern bool jobq_persistent_only(void);
 
 /* stats.c: a planner hook for the live tables */
 extern void jobq_stats_init(void);

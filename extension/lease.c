@@ -168,6 +168,23 @@ static const char *mark_sql[3] = {
 	" SELECT * FROM p UNION ALL SELECT * FROM u" LEASE_ORDER,
 };
 
+/*
+ * A lease of persistent jobs when no unlogged job exists (jobq_persistent_only):
+ * pick and mark in one statement on jobq.jobs_persistent, the pick an InitPlan
+ * whose ctids the UPDATE takes by Tid Scan, in ctid order: lease_answer puts
+ * the rows in lease order (a CTE and a Sort node would cost more to set up
+ * than the sort). It leases nothing from a paused or capped queue: the
+ * general path below finds out which.
+ */
+static const char *fast_sql =
+LEASE_UPDATE("jobq.jobs_persistent",
+						   "ARRAY(SELECT k.ctid FROM jobq.jobs_persistent k"
+						   " WHERE k.queue = $1 AND k.status = 'pending' AND k.run_at <= $5"
+						   " AND NOT EXISTS (SELECT FROM jobq.queues q WHERE q.queue = $1"
+						   "  AND (q.paused OR q.max_running IS NOT NULL))"
+						   " ORDER BY k.priority, k.run_at, k.run LIMIT $2"
+						   " FOR UPDATE OF k SKIP LOCKED)");
+
 /* The ctids picked in one partition. */
 typedef struct TidList
 {
@@ -183,6 +200,56 @@ tid_array(TidList *list)
 										   TYPALIGN_SHORT));
 }
 
+/* A leased row (LEASE_UPDATE's RETURNING list) with its lease-order key. */
+typedef struct LeasedRow
+{
+	Datum		values[15];
+	bool		nulls[15];
+} LeasedRow;
+
+#define LEASED_RUN		2
+#define LEASED_PRIORITY 11
+#define LEASED_RUN_AT	13
+
+/* Lease order: priority, run_at, run (none of them null). */
+static int
+leased_cmp(const void *a, const void *b)
+{
+	const LeasedRow *x = a;
+	const LeasedRow *y = b;
+	int32		px = DatumGetInt32(x->values[LEASED_PRIORITY]);
+	int32		py = DatumGetInt32(y->values[LEASED_PRIORITY]);
+	TimestampTz tx = DatumGetTimestampTz(x->values[LEASED_RUN_AT]);
+	TimestampTz ty = DatumGetTimestampTz(y->values[LEASED_RUN_AT]);
+	int64		rx = DatumGetInt64(x->values[LEASED_RUN]);
+	int64		ry = DatumGetInt64(y->values[LEASED_RUN]);
+
+	if (px != py)
+		return px < py ? -1 : 1;
+	if (tx != ty)
+		return tx < ty ? -1 : 1;
+	return rx < ry ? -1 : rx > ry ? 1 : 0;
+}
+
+/*
+ * The leased rows of the last SPI statement into the function's result, put
+ * in lease order first when sort is set.
+ */
+static void
+lease_answer(ReturnSetInfo *rsinfo, bool sort)
+{
+	LeasedRow  *rows = palloc(sizeof(LeasedRow) * SPI_processed);
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+		heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+						  rows[i].values, rows[i].nulls);
+	if (sort && SPI_processed > 1)
+		qsort(rows, SPI_processed, sizeof(LeasedRow), leased_cmp);
+	for (uint64 i = 0; i < SPI_processed; i++)
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, rows[i].values,
+							 rows[i].nulls);
+}
+
 /*
  * jobq.lease(queue text, worker text, n int, timeout interval)
  * returns table(queue, id, run, version, attempt, lease, payload, state,
@@ -192,6 +259,7 @@ tid_array(TidList *list)
 Datum
 jobq_lease(PG_FUNCTION_ARGS)
 {
+	static SPIPlanPtr fast_plan = NULL;
 	static SPIPlanPtr queue_plan = NULL;
 	static SPIPlanPtr running_plan = NULL;
 	static SPIPlanPtr pick_plan = NULL;
@@ -237,6 +305,24 @@ jobq_lease(PG_FUNCTION_ARGS)
 	values[4] = TimestampTzGetDatum(GetCurrentTimestamp());
 
 	SPI_connect();
+
+	if (jobq_persistent_only())
+	{
+		Oid			fast_types[5] = {TEXTOID, INT4OID, TEXTOID, INTERVALOID, TIMESTAMPTZOID};
+		Datum		fast_args[5] = {values[0], values[2], values[1], values[3], values[4]};
+		char		fast_nulls[5] = {' ', ' ', nulls[1], nulls[3], ' '};
+
+		jobq_plan(&fast_plan, fast_sql, 5, fast_types);
+		if (SPI_execute_plan(fast_plan, fast_args, fast_nulls, false, 0) !=
+			SPI_OK_UPDATE_RETURNING)
+			elog(ERROR, "jobq: lease failed");
+		if (SPI_processed > 0)
+		{
+			lease_answer(rsinfo, true);
+			SPI_finish();
+			return (Datum) 0;
+		}
+	}
 
 	/*
 	 * A queue capped by max_running: leases of it are serialised by a
@@ -313,15 +399,7 @@ jobq_lease(PG_FUNCTION_ARGS)
 	jobq_plan(&mark_plans[which], mark_sql[which], 5, mark_types);
 	if (SPI_execute_plan(mark_plans[which], mark_args, mark_nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "jobq: lease failed");
-
-	for (i = 0; i < SPI_processed; i++)
-	{
-		Datum		row[15];
-		bool		rownulls[15];
-
-		heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, row, rownulls);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, rownulls);
-	}
+	lease_answer(rsinfo, false);
 	SPI_finish();
 	return (Datum) 0;
 }

@@ -64,3 +64,23 @@ expect_eq "$(echo "$out" | grep '^seqscans')" "seqscans 0" \
 	"after VACUUM ANALYZE of a full queue: no sequential scan"
 expect_eq "$(echo "$out" | grep '^runscans')" "runscans 0" \
 	"after VACUUM ANALYZE of a full queue: heartbeat, complete, fail, complete_batch do not scan the running jobs' index"
+
+# With no unlogged job (the partition has no pages) a lease is one statement on
+# jobq.jobs_persistent (lease.c): it answers in lease order, and a paused or capped queue
+# goes the general way.
+expect_eq "$(q "SELECT pg_relation_size('jobq.jobs_unlogged')")" "0" "no unlogged job: the fast lease"
+q "SELECT jobq.create_queue('ord')" >/dev/null
+q "SELECT count(*) FROM jobq.enqueue_batch('ord', '[{\"priority\": 5}, {\"priority\": 1}, {\"priority\": 3}, {\"priority\": 1}]')" >/dev/null
+expect_eq "$(q "SELECT string_agg(priority::text, ' ') FROM jobq.lease('ord', 'w', 10)")" \
+	"1 1 3 5" "fast lease: priority order, whatever the rows' order on disk"
+expect_eq "$(q "SELECT count(*) FROM jobq.jobs WHERE queue = 'ord' AND status = 'running' AND lease IS NOT NULL")" "4" \
+	"fast lease: all four running, each with a token"
+q "SELECT jobq.create_queue('paused')" >/dev/null
+q "SELECT count(*) FROM jobq.enqueue_batch('paused', '[{}, {}]')" >/dev/null
+q "SELECT jobq.pause_queue('paused')" >/dev/null
+expect_eq "$(q "SELECT count(*) FROM jobq.lease('paused', 'w', 10)")" "0" "fast lease: a paused queue leases nothing"
+q "SELECT jobq.create_queue('capped', max_running => 2)" >/dev/null
+q "SELECT count(*) FROM jobq.enqueue_batch('capped', '[{}, {}, {}, {}, {}]')" >/dev/null
+expect_eq "$(q "SELECT count(*) FROM jobq.lease('capped', 'w', 10)")" "2" "fast lease: a capped queue leases up to its cap"
+expect_eq "$(q "SELECT count(*) FROM jobq.lease('capped', 'w', 10)")" "0" "fast lease: a full capped queue leases nothing"
+expect_eq "$(q "SELECT pg_relation_size('jobq.jobs_unlogged')")" "0" "still no unlogged job"

@@ -27,13 +27,18 @@
 # Metrics (workload cg, one value each): jobq n100, r2 n100 (instr/job).
 # Environment (besides lib.sh's): BENCH_CG_BATCHES (K, default 20), BENCH_CG_PREFILL
 # (100000), BENCH_CG_N (jobs per lease, default 100; with 1, jobq completes with
-# jobq.complete as W2 n = 1 does, K defaults to 400 and the metrics are "... n1").
+# jobq.complete as W2 n = 1 does, K defaults to 400 and the metrics are "... n1"),
+# BENCH_CG_WORK (process, the default; enqueue: W1 b100 instead, one transaction a
+# batch of 100 jobs, jobq.enqueue_batch against R2's INSERT ... SELECT from a JSON array
+# parameter, metrics "jobq enqueue b100" and "r2 insert_select b100").
 # About 2 minutes. Needs valgrind (apt-get install -y valgrind).
 # Standalone: BENCH_SYNC=off bash bench/callgrind.sh (no PG* variables needed).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+work=${BENCH_CG_WORK:-process}
 n=${BENCH_CG_N:-100}
+[ "$work" = process ] || n=100
 k=${BENCH_CG_BATCHES:-$((n == 1 ? 400 : 20))}
 prefill=${BENCH_CG_PREFILL:-100000}
 command -v valgrind >/dev/null || { echo "callgrind: valgrind is not installed" >&2; exit 1; }
@@ -101,7 +106,16 @@ cat >"$dir/r2.prep" <<SQL
 PREPARE cg_lease AS WITH l AS (UPDATE r2_jobs SET status = 'running', attempts = attempts + 1, lease_expires_at = clock_timestamp() + interval '30 seconds' WHERE id IN (SELECT id FROM r2_jobs WHERE queue = 'r2' AND status = 'pending' ORDER BY id LIMIT $n FOR UPDATE SKIP LOCKED) RETURNING id, payload) SELECT set_config('cg.ids', array_agg(id)::text, false), count(payload) FROM l
 PREPARE cg_complete AS DELETE FROM r2_jobs WHERE id = ANY(current_setting('cg.ids')::bigint[])
 SQL
-printf 'EXECUTE cg_lease\nEXECUTE cg_complete\n' >"$dir/pair.sql"
+printf 'EXECUTE cg_lease\nEXECUTE cg_complete\n' >"$dir/jobq.pair"
+cp "$dir/jobq.pair" "$dir/r2.pair"
+if [ "$work" = enqueue ]; then # W1 b100: the batch is a parameter, sent as text, as pgbench does
+	echo "PREPARE cg_enqueue(jsonb) AS SELECT pg_catalog.count(*) FROM jobq.enqueue_batch('w2', \$1)" >"$dir/jobq.prep"
+	echo "PREPARE cg_enqueue(jsonb) AS WITH i AS (INSERT INTO r2_jobs (queue, payload) SELECT 'r2', p FROM jsonb_array_elements(\$1) p RETURNING id) SELECT count(*) FROM i" >"$dir/r2.prep"
+	batch=$(for ((i = 1; i <= n; i++)); do printf '{"to": "ada@example.com", "template": "welcome", "n": %d}\n' "$i"; done)
+	echo "EXECUTE cg_enqueue('[$(echo "$batch" | sed 's/^/{"payload": /; s/$/}/' | paste -sd,)]')" >"$dir/jobq.pair"
+	echo "EXECUTE cg_enqueue('[$(echo "$batch" | paste -sd,)]')" >"$dir/r2.pair"
+	echo "callgrind: jobq = enqueue_batch of $n, R2 = INSERT ... SELECT of $n" >&2
+fi
 
 # instr SYSTEM PAIRS: instructions of a single-user session running PAIRS pairs.
 instr() {
@@ -110,7 +124,7 @@ instr() {
 	as_pg cp -a "$dir/data" "$run"
 	{
 		cat "$dir/$sys.prep"
-		for ((i = 0; i < pairs; i++)); do cat "$dir/pair.sql"; done
+		for ((i = 0; i < pairs; i++)); do cat "$dir/$sys.pair"; done
 	} >"$dir/script.sql"
 	out=$dir/callgrind.$sys.$pairs
 	as_pg valgrind --tool=callgrind --callgrind-out-file="$out" \
@@ -121,11 +135,11 @@ instr() {
 		return 1
 	fi
 	# Every lease got n jobs (its count(payload) is n), and with jobq every completion
-	# completed n (R2's DELETE prints no row).
+	# completed n (R2's DELETE prints no row); every batch enqueued n.
 	want=$pairs
-	if [ "$sys" = jobq ]; then want=$((2 * pairs)); fi
+	if [ "$sys" = jobq ] && [ "$work" = process ]; then want=$((2 * pairs)); fi
 	if [ "$(grep -c -E "^[[:space:]]*[0-9]+: count = \"$n\"" "$dir/single.log")" -lt "$want" ]; then
-		echo "callgrind: $sys did not lease and complete $n jobs per pair" >&2
+		echo "callgrind: $sys did not $work $n jobs per transaction (pair)" >&2
 		tail -30 "$dir/single.log" >&2
 		return 1
 	fi
@@ -137,5 +151,9 @@ for sys in ${BENCH_CG_SYSTEMS:-jobq r2}; do
 	b=$(instr "$sys" $((2 * k)))
 	per=$(awk -v a="$a" -v b="$b" -v k="$k" -v n="$n" 'BEGIN {printf "%.0f", (b - a) / (k * n)}')
 	echo "callgrind: $sys: $k pairs $a instr, $((2 * k)) pairs $b instr: $per instr/job" >&2
-	emit cg "$sys n$n" instr/job "$per"
+	if [ "$work" = enqueue ]; then
+		[ "$sys" = jobq ] && emit cg "jobq enqueue b$n" instr/job "$per" || emit cg "r2 insert_select b$n" instr/job "$per"
+	else
+		emit cg "$sys n$n" instr/job "$per"
+	fi
 done

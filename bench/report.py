@@ -78,6 +78,8 @@ REFERENCES = {
 	('w2', 'process n100'): [('r2', 'process n100', 'R2 process n100', 1)],
 	('r2', 'process n1'): [('r1', 'update c4', 'R1 update c4 / 2', 2)],
 	('cg', 'jobq n100'): [('cg', 'r2 n100', 'R2 (instructions: lower is better)', 1)],
+	('cg', 'jobq n1'): [('cg', 'r2 n1', 'R2 (instructions: lower is better)', 1)],
+	('cg', 'jobq enqueue b100'): [('cg', 'r2 insert_select b100', 'R2 (instructions: lower is better)', 1)],
 }
 
 
@@ -145,8 +147,12 @@ TARGETS = [
 	('2', 'W2 n = 1 >= 1.2x R2 n = 1 and >= 0.9x R1 1-row UPDATE at 4 clients / 2',
 		lambda r, s: both(cmp_ge(r, s, ('w2', 'process n1'), ('r2', 'process n1'), 1.2),
 			cmp_ge(r, s, ('w2', 'process n1'), ('r1', 'update c4'), 0.9, div=2))),
+	('2b', 'callgrind: instructions per job, R2 n = 1 >= 1.2x jobq n = 1',
+		lambda r, s: cmp_ge(r, s, ('cg', 'r2 n1'), ('cg', 'jobq n1'), 1.2)),
 	('3', 'W1 batch 100 >= 1.5x R2 INSERT ... SELECT of 100 rows',
 		lambda r, s: cmp_ge(r, s, ('w1', 'enqueue b100'), ('r2', 'insert_select b100'), 1.5)),
+	('3b', 'callgrind: instructions per job, R2 INSERT ... SELECT of 100 >= 1.5x jobq enqueue_batch of 100',
+		lambda r, s: cmp_ge(r, s, ('cg', 'r2 insert_select b100'), ('cg', 'jobq enqueue b100'), 1.5)),
 	('4', 'W4: time with 1m pending and with 1m history <= 1.2x time with 10k pending',
 		lambda r, s: both(cmp_le(r, s, ('w4', 'time pending1m'), ('w4', 'time pending10k'), 1.2),
 			cmp_le(r, s, ('w4', 'time history1m'), ('w4', 'time pending10k'), 1.2))),

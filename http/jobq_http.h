@@ -298,6 +298,15 @@ extern const size_t jh_openapi_yaml_len;
 	"ELSE (" V " #>> '{}')::timestamptz END)"
 
 /*
+ * JH_SQL_BODY(P): "FROM" item s with column b, parameter P (a JSON text) as
+ * jsonb, parsed once per execution. OFFSET 0 keeps the planner from pulling
+ * the subquery up: that would put a copy of P::jsonb in place of every s.b,
+ * and a generic plan (a prepared statement's, from its sixth execution on)
+ * would parse the body again for each of them.
+ */
+#define JH_SQL_BODY(P) "(SELECT " P "::jsonb AS b OFFSET 0) s"
+
+/*
  * The arguments of jobq.enqueue from job object B (jsonb), queue from
  * expression Q: relay's fields (id, timeout, persist_data, max_retries,
  * payload, state, run_at) and jobq's (persist, priority).

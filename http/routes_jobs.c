@@ -22,7 +22,7 @@
 static const JhStmt create_stmt = {
 	"job_create",
 	"SELECT " JH_SQL_JOB("j") ", j.id "
-	"FROM (SELECT $2::jsonb AS b) s, "
+	"FROM " JH_SQL_BODY("$2") ", "
 	"LATERAL jobq.enqueue(" JH_SQL_ENQUEUE_ARGS("$1", "s.b") ") j",
 	2
 };
@@ -122,7 +122,7 @@ jh_job_get(JhRequest *r)
 static const JhStmt update_stmt = {
 	"job_update",
 	"SELECT " JH_SQL_JOB("j") " "
-	"FROM (SELECT $3::jsonb AS b) s, "
+	"FROM " JH_SQL_BODY("$3") ", "
 	"LATERAL jobq.update(queue => $1, id => $2, payload => s.b -> 'payload', "
 	"  rollback_enabled => COALESCE((s.b ->> 'rollback_enabled')::boolean, "
 	"    (s.b ->> 'rollbackEnabled')::boolean, $4::boolean, false)) j",

@@ -21,7 +21,7 @@
 
 static const JhStmt enqueue_stmt = {
 	"run_enqueue",
-	"SELECT j.id FROM (SELECT $2::jsonb AS b) s, "
+	"SELECT j.id FROM " JH_SQL_BODY("$2") ", "
 	"LATERAL jobq.enqueue(" JH_SQL_ENQUEUE_ARGS("$1", "s.b") ") j",
 	2
 };

@@ -67,7 +67,7 @@ static const JhStmt create_stmt = {
 
 static const JhStmt alter_stmt = {
 	"queue_alter",
-	"SELECT 1 FROM (SELECT $2::jsonb AS b) s, LATERAL jobq.alter_queue(queue => $1, "
+	"SELECT 1 FROM " JH_SQL_BODY("$2") ", LATERAL jobq.alter_queue(queue => $1, "
 	"  timeout => " JH_SQL_INTERVAL("s.b -> 'timeout'") ", "
 	"  max_retries => (s.b ->> 'max_retries')::integer, "
 	"  retention => " JH_SQL_INTERVAL("s.b -> 'retention'") ", "

@@ -24,7 +24,7 @@
 static const JhStmt enqueue_stmt = {
 	"relay_enqueue",
 	"SELECT pg_catalog.jsonb_build_object('id', j.id, 'queue', j.queue, 'status', j.status) "
-	"FROM (SELECT $1::jsonb AS b) s, "
+	"FROM " JH_SQL_BODY("$1") ", "
 	"LATERAL jobq.enqueue(" JH_SQL_ENQUEUE_ARGS("s.b ->> 'queue'", "s.b") ") j",
 	1
 };
@@ -202,7 +202,7 @@ jh_relay_heartbeat(JhRequest *r)
 static const JhStmt reschedule_stmt = {
 	"relay_reschedule",
 	"SELECT " JH_SQL_JOB("j") " "
-	"FROM (SELECT $1::jsonb AS b) s, "
+	"FROM " JH_SQL_BODY("$1") ", "
 	"LATERAL jobq.reschedule(queue => s.b ->> 'queue', id => s.b ->> 'id', "
 	"  run_at => " JH_SQL_TIMESTAMP("s.b -> 'run_at'") ", "
 	"  payload => s.b -> 'payload', state => s.b -> 'state', "

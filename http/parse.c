@@ -355,8 +355,12 @@ jh_param(JhRequest *r, const char *name, bool required, const char **out)
 		n = -1;
 	else
 	{
-		buf = jh_alloc(r, JH_MAX_PARAM_LEN + 1);
-		n = mg_get_var2(qs, strlen(qs), name, buf, JH_MAX_PARAM_LEN + 1, 0);
+		/* a decoded value is never longer than the query string */
+		size_t		qlen = strlen(qs);
+		size_t		cap = (qlen < JH_MAX_PARAM_LEN ? qlen : JH_MAX_PARAM_LEN) + 1;
+
+		buf = jh_alloc(r, cap);
+		n = mg_get_var2(qs, qlen, name, buf, cap, 0);
 	}
 	if (n == -1)
 	{

@@ -20,8 +20,15 @@
  * set_config('role', ...) when acquired and RESET ROLE when released; a
  * connection whose reset fails is closed, never reused with another role.
  *
- * Locking: pool_lock guards the slots' in_use flags and the down state; a
- * slot's connection is used only by the thread holding the slot.
+ * Locking: a slot is taken by setting its in_use flag with a compare-and-swap
+ * and given back by clearing it, without a lock, so that requests do not
+ * queue on one mutex; each thread tries the slot it used last first. Only a
+ * request that finds every slot taken takes pool_lock and sleeps on
+ * pool_freed, counted in nwaiting; a release that sees a waiter signals it
+ * under pool_lock (the waiter counts itself, then looks at the slots again
+ * before it sleeps, so no release is missed). pool_lock also guards the down
+ * state. A slot's connection is used only by the thread holding the slot;
+ * its connected flag is a hint for the others ("prefer a connected slot").
  *
  *-------------------------------------------------------------------------
  */
@@ -39,7 +46,8 @@
 struct JhConn
 {
 	PGconn	   *pg;
-	bool		in_use;
+	bool		in_use;			/* atomic: taken by a request */
+	bool		connected;		/* atomic hint: pg != NULL */
 	bool		role_set;
 	int			nprepared;
 	const JhStmt *prepared[JH_MAX_STMTS];
@@ -47,10 +55,12 @@ struct JhConn
 
 static JhConn *slots;
 static int	nslots;
-static int	nbusy;
-static int	nconnected;
+static int	nbusy;				/* atomic */
+static int	nconnected;			/* atomic */
+static int	nwaiting;			/* atomic; changed under pool_lock */
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pool_freed;
+static __thread int pool_hint;	/* the slot this thread took last */
 static int64_t down_until_us;	/* connecting failed: fail fast until then */
 static char down_reason[512];
 static bool db_up;
@@ -148,10 +158,9 @@ pool_drop(JhConn *c)
 	if (c->pg)
 	{
 		PQfinish(c->pg);
-		pthread_mutex_lock(&pool_lock);
-		nconnected--;
-		pthread_mutex_unlock(&pool_lock);
+		__atomic_fetch_sub(&nconnected, 1, __ATOMIC_RELAXED);
 	}
+	__atomic_store_n(&c->connected, false, __ATOMIC_RELAXED);
 	c->pg = NULL;
 	c->nprepared = 0;
 	c->role_set = false;
@@ -211,14 +220,47 @@ pool_connect(JhConn *c, JhError *err)
 		if (!db_up)
 			fprintf(stderr, "jobq-http: connected to the database\n");
 		db_up = true;
-		nconnected++;
+		__atomic_fetch_add(&nconnected, 1, __ATOMIC_RELAXED);
 		down_until_us = 0;
 	}
 	pthread_mutex_unlock(&pool_lock);
 	if (pg == NULL)
 		return false;
 	c->pg = pg;
+	__atomic_store_n(&c->connected, true, __ATOMIC_RELAXED);
 	return true;
+}
+
+/*
+ * pool_take: takes a free slot, a connected one if any is free, trying the
+ * slot this thread had last first; NULL when every slot is taken.
+ */
+static JhConn *
+pool_take(void)
+{
+	int			pass;
+	int			k;
+
+	for (pass = 0; pass < 2; pass++)
+		for (k = 0; k < nslots; k++)
+		{
+			int			i = (pool_hint + k) % nslots;
+			JhConn	   *c = &slots[i];
+			bool		expected = false;
+
+			if (pass == 0 && !__atomic_load_n(&c->connected, __ATOMIC_RELAXED))
+				continue;
+			if (__atomic_load_n(&c->in_use, __ATOMIC_RELAXED))
+				continue;
+			if (__atomic_compare_exchange_n(&c->in_use, &expected, true, false,
+											__ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+			{
+				pool_hint = i;
+				__atomic_fetch_add(&nbusy, 1, __ATOMIC_RELAXED);
+				return c;
+			}
+		}
+	return NULL;
 }
 
 /*
@@ -230,30 +272,31 @@ pool_connect(JhConn *c, JhError *err)
 JhConn *
 jh_pool_acquire(const char *role, JhError *err)
 {
-	JhConn	   *c = NULL;
+	JhConn	   *c;
 	struct timespec deadline;
-	int			i;
 
-	jh_deadline(&deadline, (int64_t) jh_config.timeout * 1000000);
-	pthread_mutex_lock(&pool_lock);
-	while (c == NULL)
+	c = pool_take();
+	if (c == NULL)
 	{
-		/* prefer a connected slot */
-		for (i = 0; i < nslots; i++)
-			if (!slots[i].in_use && (c == NULL || (c->pg == NULL && slots[i].pg != NULL)))
-				c = &slots[i];
-		if (c != NULL)
-			break;
-		if (pthread_cond_timedwait(&pool_freed, &pool_lock, &deadline) == ETIMEDOUT)
+		jh_deadline(&deadline, (int64_t) jh_config.timeout * 1000000);
+		pthread_mutex_lock(&pool_lock);
+		__atomic_fetch_add(&nwaiting, 1, __ATOMIC_SEQ_CST);
+		while ((c = pool_take()) == NULL)
 		{
-			pthread_mutex_unlock(&pool_lock);
+			if (pthread_cond_timedwait(&pool_freed, &pool_lock, &deadline) == ETIMEDOUT)
+			{
+				c = pool_take();
+				break;
+			}
+		}
+		__atomic_fetch_sub(&nwaiting, 1, __ATOMIC_SEQ_CST);
+		pthread_mutex_unlock(&pool_lock);
+		if (c == NULL)
+		{
 			jh_error_set(err, 429, "53300", "all %d database connections are busy", nslots);
 			return NULL;
 		}
 	}
-	c->in_use = true;
-	nbusy++;
-	pthread_mutex_unlock(&pool_lock);
 
 	if (!pool_connect(c, err))
 	{
@@ -312,11 +355,14 @@ jh_pool_release(JhConn *c)
 	if (!ok)
 		pool_drop(c);
 
-	pthread_mutex_lock(&pool_lock);
-	c->in_use = false;
-	nbusy--;
-	pthread_cond_signal(&pool_freed);
-	pthread_mutex_unlock(&pool_lock);
+	__atomic_fetch_sub(&nbusy, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->in_use, false, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&nwaiting, __ATOMIC_SEQ_CST) > 0)
+	{
+		pthread_mutex_lock(&pool_lock);
+		pthread_cond_signal(&pool_freed);
+		pthread_mutex_unlock(&pool_lock);
+	}
 }
 
 /*
@@ -393,8 +439,8 @@ jh_pool_stats(int *size, int *in_use, int *connected, bool *up)
 {
 	pthread_mutex_lock(&pool_lock);
 	*size = nslots;
-	*in_use = nbusy;
-	*connected = nconnected;
+	*in_use = __atomic_load_n(&nbusy, __ATOMIC_RELAXED);
+	*connected = __atomic_load_n(&nconnected, __ATOMIC_RELAXED);
 	*up = db_up;
 	pthread_mutex_unlock(&pool_lock);
 }

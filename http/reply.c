@@ -16,6 +16,37 @@
 
 #include "jobq_http.h"
 
+/* Appends n bytes of s at *p; the caller sized the buffer. */
+static inline char *
+reply_put(char *p, const char *s, size_t n)
+{
+	memcpy(p, s, n);
+	return p + n;
+}
+
+static inline char *
+reply_put_str(char *p, const char *s)
+{
+	return reply_put(p, s, strlen(s));
+}
+
+/* Appends v in decimal. */
+static char *
+reply_put_uint(char *p, size_t v)
+{
+	char		digits[24];
+	int			n = 0;
+
+	do
+	{
+		digits[n++] = (char) ('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	while (n > 0)
+		*p++ = digits[--n];
+	return p;
+}
+
 /*
  * jh_reply: sends the one response of request r. A HEAD request gets the
  * headers only; 204 and 304 carry no Content-Length (RFC 9110). Status line,
@@ -28,9 +59,11 @@ jh_reply(JhRequest *r, int status, const char *content_type, const char *body, s
 {
 	bool		with_body = len > 0 && status != 204 && status != 304 &&
 		strcmp(r->method, "HEAD") != 0;
-	size_t		cap = 512 + (with_body ? len : 0);
+	const char *reason;
+	size_t		cap;
+	char		small[2048];	/* most answers: no malloc */
 	char	   *buf;
-	size_t		n;
+	char	   *p;
 	int			i;
 
 	if (r->status != 0)
@@ -38,32 +71,51 @@ jh_reply(JhRequest *r, int status, const char *content_type, const char *body, s
 	r->status = status;
 	if (r->close)
 		mg_disable_connection_keep_alive(r->conn);
+	reason = mg_get_response_code_text(r->conn, status);
+	/* the fixed lines take at most 120 bytes */
+	cap = 160 + strlen(reason) + (content_type ? strlen(content_type) : 0) +
+		(with_body ? len : 0);
 	for (i = 0; i < r->nhdr; i++)
 		cap += strlen(r->hdr_name[i]) + strlen(r->hdr_value[i]) + 4;
-	buf = malloc(cap);
+	buf = cap <= sizeof(small) ? small : malloc(cap);
 	if (buf == NULL)
 	{
 		mg_disable_connection_keep_alive(r->conn);
 		return;					/* nothing can be sent: the connection closes */
 	}
-	n = (size_t) snprintf(buf, cap, "HTTP/1.1 %d %s\r\n", status,
-						  mg_get_response_code_text(r->conn, status));
+	p = reply_put(buf, "HTTP/1.1 ", 9);
+	p = reply_put_uint(p, (size_t) status);
+	*p++ = ' ';
+	p = reply_put_str(p, reason);
+	p = reply_put(p, "\r\n", 2);
 	if (content_type && len > 0)
-		n += (size_t) snprintf(buf + n, cap - n, "Content-Type: %s\r\n", content_type);
-	if (status != 204 && status != 304)
-		n += (size_t) snprintf(buf + n, cap - n, "Content-Length: %zu\r\n", len);
-	n += (size_t) snprintf(buf + n, cap - n, "Cache-Control: no-store\r\n%s",
-						   r->close ? "Connection: close\r\n" : "");
-	for (i = 0; i < r->nhdr; i++)
-		n += (size_t) snprintf(buf + n, cap - n, "%s: %s\r\n", r->hdr_name[i], r->hdr_value[i]);
-	n += (size_t) snprintf(buf + n, cap - n, "\r\n");
-	if (with_body)
 	{
-		memcpy(buf + n, body, len);
-		n += len;
+		p = reply_put(p, "Content-Type: ", 14);
+		p = reply_put_str(p, content_type);
+		p = reply_put(p, "\r\n", 2);
 	}
-	mg_write(r->conn, buf, n);
-	free(buf);
+	if (status != 204 && status != 304)
+	{
+		p = reply_put(p, "Content-Length: ", 16);
+		p = reply_put_uint(p, len);
+		p = reply_put(p, "\r\n", 2);
+	}
+	p = reply_put(p, "Cache-Control: no-store\r\n", 25);
+	if (r->close)
+		p = reply_put(p, "Connection: close\r\n", 19);
+	for (i = 0; i < r->nhdr; i++)
+	{
+		p = reply_put_str(p, r->hdr_name[i]);
+		p = reply_put(p, ": ", 2);
+		p = reply_put_str(p, r->hdr_value[i]);
+		p = reply_put(p, "\r\n", 2);
+	}
+	p = reply_put(p, "\r\n", 2);
+	if (with_body)
+		p = reply_put(p, body, len);
+	mg_write(r->conn, buf, (size_t) (p - buf));
+	if (buf != small)
+		free(buf);
 }
 
 void

@@ -25,10 +25,12 @@
  *
  *-------------------------------------------------------------------------
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -343,18 +345,67 @@ jh_reply_value(JhRequest *r, int status, const JhStmt *st, const char *const *va
 
 /* --------------------------------------------------------------- dispatch */
 
-/* The access log line: method, path, status, microseconds. */
+/*
+ * The access log line: method, path (its first 511 bytes, control characters
+ * and spaces as '?'), status, microseconds. Formatted by hand and written
+ * with one write(2) (one line, so never interleaved with another thread's or
+ * with stdio's lines): this runs for every request.
+ */
 static void
 access_log(const JhRequest *r, int64_t us)
 {
-	char		path[512];
-	size_t		i;
+	const char *path = r->path ? r->path : "-";
+	size_t		mlen = strlen(r->method);
+	char		small[1024];
+	char	   *line;
+	char	   *p;
+	char	   *q;
+	char		digits[24];
+	int			nd;
+	int			i;
+	long long	v;
 
-	snprintf(path, sizeof(path), "%s", r->path ? r->path : "-");
-	for (i = 0; path[i]; i++)
-		if ((unsigned char) path[i] <= ' ' || path[i] == 0x7f)
-			path[i] = '?';
-	fprintf(stderr, "%s %s %d %lld\n", r->method, path, r->status, (long long) us);
+	line = mlen + 512 + 64 <= sizeof(small) ? small : malloc(mlen + 512 + 64);
+	if (line == NULL)
+		return;
+	p = line;
+	memcpy(p, r->method, mlen);
+	p += mlen;
+	*p++ = ' ';
+	for (i = 0; i < 511 && path[i]; i++)
+		*p++ = ((unsigned char) path[i] <= ' ' || path[i] == 0x7f) ? '?' : path[i];
+	for (i = 0; i < 2; i++)
+	{
+		v = i == 0 ? r->status : (long long) us;
+		*p++ = ' ';
+		if (v < 0)
+		{
+			*p++ = '-';
+			v = -v;
+		}
+		nd = 0;
+		do
+		{
+			digits[nd++] = (char) ('0' + v % 10);
+			v /= 10;
+		} while (v > 0);
+		while (nd > 0)
+			*p++ = digits[--nd];
+	}
+	*p++ = '\n';
+	/* write(2), not stdio: stderr's lock would be held across the system call */
+	for (q = line; q < p;)
+	{
+		ssize_t		n = write(STDERR_FILENO, q, (size_t) (p - q));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		q += n;
+	}
+	if (line != small)
+		free(line);
 }
 
 /*

@@ -697,15 +697,23 @@ CREATE FUNCTION jobq._token() RETURNS uuid
 COMMENT ON FUNCTION jobq._token() IS
 	'lease: a fresh random (version 4) UUID for a lease token, from a generator seeded once per backend';
 
+/*
+ * What lease returns, one row per job. A named row type rather than RETURNS TABLE: the
+ * executor takes a row type's descriptor from the type cache, where it would build a
+ * RETURNS TABLE function's from its catalog row at every call.
+ */
+CREATE TYPE jobq.leased AS (queue text, id text, run bigint, version integer, attempt integer,
+	lease uuid, payload jsonb, state jsonb, timeout interval, lease_expires_at timestamptz,
+	max_retries integer, priority integer, persist boolean, run_at timestamptz,
+	created_at timestamptz);
+COMMENT ON TYPE jobq.leased IS 'a leased job, as jobq.lease returns it';
+
 CREATE FUNCTION jobq.lease(
 	queue text,
 	worker text DEFAULT NULL,
 	n integer DEFAULT 1,
 	timeout interval DEFAULT NULL)
-RETURNS TABLE (queue text, id text, run bigint, version integer, attempt integer, lease uuid,
-	payload jsonb, state jsonb, timeout interval, lease_expires_at timestamptz,
-	max_retries integer, priority integer, persist boolean, run_at timestamptz,
-	created_at timestamptz)
+RETURNS SETOF jobq.leased
 LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'jobq_lease';
 COMMENT ON FUNCTION jobq.lease(text, text, integer, interval) IS
 	'leases up to n (1..10000) due pending jobs of an unpaused queue, by priority, run_at, enqueue order; FOR UPDATE SKIP LOCKED';

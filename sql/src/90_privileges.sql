@@ -39,8 +39,10 @@ GRANT USAGE ON SCHEMA jobq TO jobq_producer, jobq_worker, jobq_admin;
 REVOKE ALL ON ALL TABLES IN SCHEMA jobq FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA jobq FROM PUBLIC;
 REVOKE ALL ON ALL ROUTINES IN SCHEMA jobq FROM PUBLIC;
-REVOKE ALL ON TYPE jobq.job, jobq.harperdb_job FROM PUBLIC;
-GRANT USAGE ON TYPE jobq.job, jobq.harperdb_job TO jobq_producer, jobq_worker, jobq_admin;
+REVOKE ALL ON TYPE jobq.job, jobq.harperdb_job, jobq.leased, jobq.status FROM PUBLIC;
+GRANT USAGE ON TYPE jobq.job, jobq.harperdb_job, jobq.status
+	TO jobq_producer, jobq_worker, jobq_admin;
+GRANT USAGE ON TYPE jobq.leased TO jobq_worker, jobq_admin;
 
 /* Every API function (not jobq._*, not the procedure jobq.wait) runs as the owner, pinned. */
 DO $$

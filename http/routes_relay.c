@@ -69,20 +69,68 @@ jh_relay_enqueue_batch(JhRequest *r)
 	jh_reply_value(r, 202, &enqueue_batch_stmt, values);
 }
 
+/*
+ * One row per leased job, its JSON object, in lease order (the function
+ * scan's ordinality: no sort). jh_relay_next joins them into the array that
+ * jsonb_agg would print, without building it in the server a second time.
+ */
 static const JhStmt next_stmt = {
 	"relay_next",
-	"SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object("
+	"SELECT pg_catalog.jsonb_build_object("
 	"  'id', l.id, 'queue', l.queue, "
 	"  'timeout', pg_catalog.date_part('epoch', l.timeout), "
 	"  'persist_data', l.persist, 'max_retries', l.max_retries, "
 	"  'payload', l.payload, 'state', l.state, 'run_at', l.run_at, "
 	"  'lease', l.lease, 'attempt', l.attempt, 'version', l.version, "
 	"  'priority', l.priority, 'lease_expires_at', l.lease_expires_at, "
-	"  'created_at', l.created_at) ORDER BY l.ordinality) "
+	"  'created_at', l.created_at) "
 	"FROM jobq.lease(queue => $1, worker => $2, n => $3::integer, "
-	"  timeout => pg_catalog.make_interval(secs => $4::float8)) WITH ORDINALITY AS l",
+	"  timeout => pg_catalog.make_interval(secs => $4::float8)) WITH ORDINALITY AS l "
+	"ORDER BY l.ordinality",
 	4
 };
+
+/*
+ * reply_jobs: answers the jobs of res (one JSON object per row) as a JSON
+ * array printed as jsonb prints one ("[a, b]"): 200, or 204 when there is
+ * none. Clears res.
+ */
+static void
+reply_jobs(JhRequest *r, PGresult *res)
+{
+	int			n = PQntuples(res);
+	size_t		len = 2;
+	char	   *buf;
+	char	   *p;
+	int			i;
+
+	if (n == 0)
+	{
+		PQclear(res);
+		jh_reply(r, 204, NULL, NULL, 0);
+		return;
+	}
+	for (i = 0; i < n; i++)
+		len += (size_t) PQgetlength(res, i, 0) + 2;
+	buf = jh_alloc(r, len);
+	p = buf;
+	*p++ = '[';
+	for (i = 0; i < n; i++)
+	{
+		size_t		l = (size_t) PQgetlength(res, i, 0);
+
+		if (i > 0)
+		{
+			*p++ = ',';
+			*p++ = ' ';
+		}
+		memcpy(p, PQgetvalue(res, i, 0), l);
+		p += l;
+	}
+	*p++ = ']';
+	PQclear(res);
+	jh_reply(r, 200, "application/json", buf, (size_t) (p - buf));
+}
 
 /*
  * GET /v1/next?queue=&num_jobs=[&wait=SECONDS][&timeout=SECONDS][&worker=]:
@@ -127,15 +175,8 @@ jh_relay_next(JhRequest *r)
 	{
 		PGresult   *res = jh_query(r, &next_stmt, values);
 
-		if (res == NULL)
-			return;
-		if (PQgetisnull(res, 0, 0))
-		{
-			PQclear(res);
-			jh_reply(r, 204, NULL, NULL, 0);
-		}
-		else
-			jh_reply_result(r, 200, res);
+		if (res != NULL)
+			reply_jobs(r, res);
 		return;
 	}
 
@@ -154,9 +195,9 @@ jh_relay_next(JhRequest *r)
 		jh_release_db(r);
 		if (res == NULL)
 			break;
-		if (!PQgetisnull(res, 0, 0))
+		if (PQntuples(res) > 0)
 		{
-			jh_reply_result(r, 200, res);
+			reply_jobs(r, res);
 			break;
 		}
 		PQclear(res);

@@ -11,59 +11,48 @@ q "VACUUM ANALYZE jobq.jobs_persistent"
 expect_eq "$(q "SELECT relpages || ' ' || reltuples FROM pg_class WHERE oid = 'jobq.jobs_persistent'::regclass")" "0 0" \
 	"the live table is vacuumed empty"
 
-out=$(psql -X -qAt -v ON_ERROR_STOP=1 <<'SQL'
--- first calls of this backend: every hot-path plan is made now, the table (nearly) empty
-SELECT count(*) FROM jobq.enqueue_batch('pq', '[{"id": "a"}, {"id": "b"}, {"id": "c"}]');
-SELECT id AS id1, lease AS tok1 FROM jobq.lease('pq', 'w', 1) \gset
-SELECT jobq.heartbeat('pq', :'id1', lease => :'tok1');
-SELECT jobq.complete('pq', :'id1', NULL, :'tok1');
-SELECT id AS id2, lease AS tok2 FROM jobq.lease('pq', 'w', 1) \gset
-SELECT jobq.fail('pq', :'id2', 'x', lease => :'tok2');
-SELECT id AS id3, lease AS tok3 FROM jobq.lease('pq', 'w', 1) \gset
-SELECT count(*) FROM jobq.complete_batch('pq', ARRAY[:'id3'], ARRAY[:'tok3']::uuid[]);
--- the queue fills up
-SELECT count(*) FROM jobq.enqueue_batch('pq', (SELECT jsonb_agg('{}'::jsonb) FROM generate_series(1, 20000)));
-BEGIN;
+# The hot-path calls in one transaction, and the scans they made of the live table
+# (sequential) and of the running jobs' index (which a job's key look-up must not walk:
+# every running job of every queue, O(running) per call).
+hot_calls="BEGIN;
 SELECT count(*) FROM (SELECT jobq.heartbeat('pq', l.id, lease => l.lease), jobq.complete('pq', l.id, NULL, l.lease)
 	FROM jobq.lease('pq', 'w', 1) l) x;
 SELECT count(*) FROM (SELECT jobq.fail('pq', l.id, 'x', lease => l.lease) FROM jobq.lease('pq', 'w', 1) l) x;
-SELECT count(*) FROM jobq.complete_batch('pq',
-	(SELECT array_agg(id) FROM (SELECT id, lease FROM jobq.lease('pq', 'w', 5)) l),
-	(SELECT array_agg(lease) FROM (SELECT id, lease FROM jobq.lease('pq', 'w', 5)) l));
+WITH l AS (SELECT id, lease FROM jobq.lease('pq', 'w', 5))
+SELECT count(*) FROM jobq.complete_batch('pq', (SELECT array_agg(id) FROM l), (SELECT array_agg(lease) FROM l));
 SELECT 'seqscans ' || pg_stat_get_xact_numscans('jobq.jobs_persistent'::regclass);
 SELECT 'runscans ' || pg_stat_get_xact_numscans('jobq.jobs_persistent_lease_expires_at_idx'::regclass);
-COMMIT;
+COMMIT;"
+# check_hot OUT WHEN: the calls' output has no scan of either kind.
+check_hot() {
+	expect_eq "$(echo "$1" | grep '^seqscans')" "seqscans 0" "$2: lease, heartbeat, complete, fail, complete_batch: no sequential scan"
+	expect_eq "$(echo "$1" | grep '^runscans')" "runscans 0" "$2: heartbeat, complete, fail, complete_batch: no scan of the running jobs' index"
+}
+
+out=$(psql -X -qAt -v ON_ERROR_STOP=1 <<SQL
+-- first calls of this backend: every hot-path plan is made now, the table (nearly) empty
+SELECT count(*) FROM jobq.enqueue_batch('pq', '[{"id": "a"}, {"id": "b"}, {"id": "c"}]');
+SELECT id AS id1, lease AS tok1 FROM jobq.lease('pq', 'w', 1) \\gset
+SELECT jobq.heartbeat('pq', :'id1', lease => :'tok1');
+SELECT jobq.complete('pq', :'id1', NULL, :'tok1');
+SELECT id AS id2, lease AS tok2 FROM jobq.lease('pq', 'w', 1) \\gset
+SELECT jobq.fail('pq', :'id2', 'x', lease => :'tok2');
+SELECT id AS id3, lease AS tok3 FROM jobq.lease('pq', 'w', 1) \\gset
+SELECT count(*) FROM jobq.complete_batch('pq', ARRAY[:'id3'], ARRAY[:'tok3']::uuid[]);
+-- the queue fills up
+SELECT count(*) FROM jobq.enqueue_batch('pq', (SELECT jsonb_agg('{}'::jsonb) FROM generate_series(1, 20000)));
+$hot_calls
 SQL
 ) || die "hot-path calls failed: $out"
-expect_eq "$(echo "$out" | grep '^seqscans')" "seqscans 0" \
-	"lease, heartbeat, complete, fail, complete_batch: no sequential scan of 20 000 jobs"
-# A job is found by its key, never by walking the index of running jobs (every running job
-# of every queue: a complete would cost O(running)).
-expect_eq "$(echo "$out" | grep '^runscans')" "runscans 0" \
-	"heartbeat, complete, fail, complete_batch: no scan of the running jobs' index"
+check_hot "$out" "plans made on a (nearly) empty table, 20 000 jobs"
 
 # Plans made by a new backend after the filled queue was vacuumed and analysed: the running
 # jobs' index is then (nearly) empty and looks cheap to walk, the key look-up in 100 000
 # looks dear (bench/ W2 made such plans).
 q "SELECT count(*) FROM jobq.enqueue_batch('pq', (SELECT jsonb_agg('{}'::jsonb) FROM generate_series(1, 80000)))" >/dev/null
 q "VACUUM ANALYZE jobq.jobs_persistent"
-out=$(psql -X -qAt -v ON_ERROR_STOP=1 <<'SQL'
-BEGIN;
-SELECT count(*) FROM (SELECT jobq.heartbeat('pq', l.id, lease => l.lease), jobq.complete('pq', l.id, NULL, l.lease)
-	FROM jobq.lease('pq', 'w', 1) l) x;
-SELECT count(*) FROM (SELECT jobq.fail('pq', l.id, 'x', lease => l.lease) FROM jobq.lease('pq', 'w', 1) l) x;
-SELECT count(*) FROM jobq.complete_batch('pq',
-	(SELECT array_agg(id) FROM (SELECT id, lease FROM jobq.lease('pq', 'w', 5)) l),
-	(SELECT array_agg(lease) FROM (SELECT id, lease FROM jobq.lease('pq', 'w', 5)) l));
-SELECT 'seqscans ' || pg_stat_get_xact_numscans('jobq.jobs_persistent'::regclass);
-SELECT 'runscans ' || pg_stat_get_xact_numscans('jobq.jobs_persistent_lease_expires_at_idx'::regclass);
-COMMIT;
-SQL
-) || die "hot-path calls after VACUUM ANALYZE failed: $out"
-expect_eq "$(echo "$out" | grep '^seqscans')" "seqscans 0" \
-	"after VACUUM ANALYZE of a full queue: no sequential scan"
-expect_eq "$(echo "$out" | grep '^runscans')" "runscans 0" \
-	"after VACUUM ANALYZE of a full queue: heartbeat, complete, fail, complete_batch do not scan the running jobs' index"
+out=$(psql -X -qAt -v ON_ERROR_STOP=1 <<<"$hot_calls") || die "hot-path calls after VACUUM ANALYZE failed: $out"
+check_hot "$out" "plans made after VACUUM ANALYZE of 100 000 jobs"
 
 # With no unlogged job (the partition has no pages) a lease is one statement on
 # jobq.jobs_persistent (lease.c): it answers in lease order, and a paused or capped queue

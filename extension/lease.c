@@ -3,12 +3,19 @@
  * lease.c
  *	  jobq.lease: hand out up to n due pending jobs of a queue to a worker.
  *
- *	  A lease is three prepared statements: the queue's row (paused? capped?
- *	  a capped queue also takes its lease lock and counts its running jobs in
- *	  a fourth), the pick, which takes the jobs through the partial index over
- *	  pending rows (queue, priority, run_at, run) with FOR UPDATE SKIP LOCKED
- *	  and returns their partition and ctid, and the mark, which sets them
- *	  running with a fresh lease token, by TID in each partition. Joining the
+ *	  While no unlogged job exists (jobq_persistent_only), a lease is first
+ *	  tried as one statement on jobq.jobs_persistent (fast_sql): the pick as
+ *	  an InitPlan, the mark by Tid Scan on the ctids it picked. When that
+ *	  leases nothing (an empty, paused or capped queue), or unlogged jobs
+ *	  exist, the general path runs.
+ *
+ *	  The general path is three prepared statements: the queue's row
+ *	  (paused? capped? a capped queue also takes its lease lock and counts
+ *	  its running jobs in a fourth), the pick, which takes the jobs through
+ *	  the partial index over pending rows (queue, priority, run_at, run) with
+ *	  FOR UPDATE SKIP LOCKED and returns their partition and ctid, and the
+ *	  mark, which sets them running with a fresh lease token, by TID in each
+ *	  partition. Joining the
  *	  picked rows back by key instead lets the planner, which cannot know n in
  *	  a generic plan, choose a merge join over the whole table: 50 ms per lease
  *	  with 100 000 jobs, against a few microseconds per row by TID. The time
@@ -176,14 +183,15 @@ static const char *mark_sql[3] = {
  * than the sort). It leases nothing from a paused or capped queue: the
  * general path below finds out which.
  */
-static const char *fast_sql =
-LEASE_UPDATE("jobq.jobs_persistent",
-						   "ARRAY(SELECT k.ctid FROM jobq.jobs_persistent k"
-						   " WHERE k.queue = $1 AND k.status = 'pending' AND k.run_at <= $5"
-						   " AND NOT EXISTS (SELECT FROM jobq.queues q WHERE q.queue = $1"
-						   "  AND (q.paused OR q.max_running IS NOT NULL))"
-						   " ORDER BY k.priority, k.run_at, k.run LIMIT $2"
-						   " FOR UPDATE OF k SKIP LOCKED)");
+#define FAST_PICK \
+"ARRAY(SELECT k.ctid FROM jobq.jobs_persistent k" \
+"  WHERE k.queue = $1 AND k.status = 'pending' AND k.run_at <= $5" \
+"  AND NOT EXISTS (SELECT FROM jobq.queues q WHERE q.queue = $1" \
+"    AND (q.paused OR q.max_running IS NOT NULL))" \
+"  ORDER BY k.priority, k.run_at, k.run LIMIT $2" \
+"  FOR UPDATE OF k SKIP LOCKED)"
+
+static const char *fast_sql = LEASE_UPDATE("jobq.jobs_persistent", FAST_PICK);
 
 /* The ctids picked in one partition. */
 typedef struct TidList

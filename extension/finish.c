@@ -83,18 +83,17 @@ running_status(void)
 " RETURNING j.desired_status"
 
 /*
- * Each statement comes in two forms: [0] on the partitioned jobq.jobs, [1] on
- * jobq.jobs_persistent, for when no unlogged job exists (jobq_persistent_only).
+ * Each statement comes in two forms, for jobq_live_plan: [0] on the
+ * partitioned jobq.jobs, [1] on jobq.jobs_persistent.
  */
-static const char *heartbeat_sql[2] = {
-	HEARTBEAT_SQL("jobq.jobs"), HEARTBEAT_SQL("jobq.jobs_persistent")
-};
+#define LIVE_FORMS(sql) {sql("jobq.jobs"), sql("jobq.jobs_persistent")}
+
+static const char *const heartbeat_sql[2] = LIVE_FORMS(HEARTBEAT_SQL);
 
 Datum
 jobq_heartbeat(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plans[2] = {NULL, NULL};
-	int			which;
 	Oid			argtypes[8] = {TEXTOID, TEXTOID, JSONBOID, FLOAT4OID, TEXTOID, UUIDOID,
 	TIMESTAMPTZOID, TEXTOID};
 	Datum		values[8];
@@ -120,9 +119,8 @@ jobq_heartbeat(PG_FUNCTION_ARGS)
 	nulls[7] = ' ';
 
 	SPI_connect();
-	which = jobq_persistent_only() ? 1 : 0;
-	jobq_plan(&plans[which], heartbeat_sql[which], 8, argtypes);
-	if (SPI_execute_plan(plans[which], values, nulls, false, 0) != SPI_OK_UPDATE_RETURNING)
+	if (SPI_execute_plan(jobq_live_plan(plans, heartbeat_sql, 8, argtypes),
+						 values, nulls, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "jobq: heartbeat failed");
 	if (SPI_processed == 0)
 	{
@@ -168,15 +166,12 @@ jobq_heartbeat(PG_FUNCTION_ARGS)
 "  AND ($4::uuid IS NULL OR j.lease = $4) RETURNING j.*, $3::jsonb AS new_result)" \
 FINISHED_INSERT
 
-static const char *complete_sql[2] = {
-	COMPLETE_SQL("jobq.jobs"), COMPLETE_SQL("jobq.jobs_persistent")
-};
+static const char *const complete_sql[2] = LIVE_FORMS(COMPLETE_SQL);
 
 Datum
 jobq_complete(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plans[2] = {NULL, NULL};
-	int			which;
 	Oid			argtypes[6] = {TEXTOID, TEXTOID, JSONBOID, UUIDOID, TIMESTAMPTZOID, TEXTOID};
 	Datum		values[6];
 	char		nulls[6];
@@ -189,9 +184,8 @@ jobq_complete(PG_FUNCTION_ARGS)
 	nulls[5] = ' ';
 
 	SPI_connect();
-	which = jobq_persistent_only() ? 1 : 0;
-	jobq_plan(&plans[which], complete_sql[which], 6, argtypes);
-	if (SPI_execute_plan(plans[which], values, nulls, false, 0) != SPI_OK_INSERT)
+	if (SPI_execute_plan(jobq_live_plan(plans, complete_sql, 6, argtypes),
+						 values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "jobq: complete failed");
 	if (SPI_processed == 0)
 		jobq_raise_not_leased(values[0], values[1], values[3], nulls[3] == 'n');
@@ -240,15 +234,12 @@ batch_len(FunctionCallInfo fcinfo, int argno, const char *argname)
 "  AND j.lease = k.lease RETURNING j.*, k.result AS new_result)" \
 FINISHED_INSERT " RETURNING id"
 
-static const char *complete_batch_sql[2] = {
-	COMPLETE_BATCH_SQL("jobq.jobs"), COMPLETE_BATCH_SQL("jobq.jobs_persistent")
-};
+static const char *const complete_batch_sql[2] = LIVE_FORMS(COMPLETE_BATCH_SQL);
 
 Datum
 jobq_complete_batch(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plans[2] = {NULL, NULL};
-	int			which;
 	Oid			argtypes[6] = {TEXTOID, TEXTARRAYOID, UUIDARRAYOID, JSONBARRAYOID,
 	TIMESTAMPTZOID, TEXTOID};
 	Datum		values[6];
@@ -290,9 +281,8 @@ jobq_complete_batch(PG_FUNCTION_ARGS)
 	values[5] = running_status();
 
 	SPI_connect();
-	which = jobq_persistent_only() ? 1 : 0;
-	jobq_plan(&plans[which], complete_batch_sql[which], 6, argtypes);
-	if (SPI_execute_plan(plans[which], values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
+	if (SPI_execute_plan(jobq_live_plan(plans, complete_batch_sql, 6, argtypes),
+						 values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "jobq: complete_batch failed");
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -333,15 +323,12 @@ jobq_complete_batch(PG_FUNCTION_ARGS)
 "  COALESCE($3, 'failed'), pg_catalog.jsonb_build_object(" \
 "  'attempt', u.attempt, 'retry', true, 'next_run_at', u.run_at) FROM u"
 
-static const char *fail_sql[2] = {
-	FAIL_SQL("jobq.jobs"), FAIL_SQL("jobq.jobs_persistent")
-};
+static const char *const fail_sql[2] = LIVE_FORMS(FAIL_SQL);
 
 Datum
 jobq_fail(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plans[2] = {NULL, NULL};
-	int			which;
 	static SPIPlanPtr final_plan = NULL;
 	Oid			argtypes[7] = {TEXTOID, TEXTOID, TEXTOID, BOOLOID, UUIDOID, TIMESTAMPTZOID,
 	TEXTOID};
@@ -359,9 +346,8 @@ jobq_fail(PG_FUNCTION_ARGS)
 	nulls[6] = ' ';
 
 	SPI_connect();
-	which = jobq_persistent_only() ? 1 : 0;
-	jobq_plan(&plans[which], fail_sql[which], 7, argtypes);
-	if (SPI_execute_plan(plans[which], values, nulls, false, 0) != SPI_OK_INSERT)
+	if (SPI_execute_plan(jobq_live_plan(plans, fail_sql, 7, argtypes),
+						 values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "jobq: fail failed");
 	if (SPI_processed == 1)
 		status = cstring_to_text("pending");

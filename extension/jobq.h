@@ -31,6 +31,8 @@ extern void jobq_raise_not_leased(Datum queue, Datum id, Datum lease, bool lease
 extern bool jobq_retired_lease(Datum queue, Datum id, Datum lease, int32 *version,
 							   char **status);
 extern bool jobq_persistent_only(void);
+extern SPIPlanPtr jobq_live_plan(SPIPlanPtr plans[2], const char *const sqls[2], int nargs,
+								 Oid *argtypes);
 
 /* stats.c: a planner hook for the live tables */
 extern void jobq_stats_init(void);

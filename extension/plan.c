@@ -180,3 +180,17 @@ jobq_persistent_only(void)
 	relation_close(rel, NoLock);	/* locked until the end of the transaction */
 	return empty;
 }
+
+/*
+ * jobq_live_plan: the kept plan of a hot-path statement that comes in two
+ * forms, sqls[0] on the partitioned jobq.jobs and sqls[1] on
+ * jobq.jobs_persistent: the second while no unlogged job exists. The caller
+ * is connected to SPI.
+ */
+SPIPlanPtr
+jobq_live_plan(SPIPlanPtr plans[2], const char *const sqls[2], int nargs, Oid *argtypes)
+{
+	int			which = jobq_persistent_only() ? 1 : 0;
+
+	return jobq_plan(&plans[which], sqls[which], nargs, argtypes);
+}

@@ -6,8 +6,9 @@
  *	  While no unlogged job exists (jobq_persistent_only), a lease is first
  *	  tried as one statement on jobq.jobs_persistent (fast_sql): the pick as
  *	  an InitPlan, the mark by Tid Scan on the ctids it picked. When that
- *	  leases nothing (an empty, paused or capped queue), or unlogged jobs
- *	  exist, the general path runs.
+ *	  leases nothing, the queue's row says why (empty, paused or capped),
+ *	  and only a capped queue goes on to a pick; when unlogged jobs exist,
+ *	  the general path runs.
  *
  *	  The general path is three prepared statements: the queue's row
  *	  (paused? capped? a capped queue also takes its lease lock and counts
@@ -15,12 +16,13 @@
  *	  the partial index over pending rows (queue, priority, run_at, run) with
  *	  FOR UPDATE SKIP LOCKED and returns their partition and ctid, and the
  *	  mark, which sets them running with a fresh lease token, by TID in each
- *	  partition. Joining the
- *	  picked rows back by key instead lets the planner, which cannot know n in
- *	  a generic plan, choose a merge join over the whole table: 50 ms per lease
- *	  with 100 000 jobs, against a few microseconds per row by TID. The time
- *	  is passed in as a parameter (the clock at the call), so run_at is an
- *	  index bound.
+ *	  partition. Joining the picked rows back by key instead lets the planner,
+ *	  which cannot know n in a generic plan, choose a merge join over the
+ *	  whole table: 50 ms per lease with 100 000 jobs, against a few
+ *	  microseconds per row by TID. Paused queues yield nothing; a queue with
+ *	  max_running yields at most its free slots (its leases are serialised,
+ *	  see below). The time is passed in as a parameter (the clock at the
+ *	  call), so run_at is an index bound.
  *
  *-------------------------------------------------------------------------
  */
@@ -260,8 +262,8 @@ lease_answer(ReturnSetInfo *rsinfo, bool sort)
 
 /*
  * jobq.lease(queue text, worker text, n int, timeout interval)
- * returns table(queue, id, run, version, attempt, lease, payload, state,
- *				 timeout, lease_expires_at, max_retries, priority, persist,
+ * returns setof jobq.leased (queue, id, run, version, attempt, lease, payload,
+ *				 state, timeout, lease_expires_at, max_retries, priority, persist,
  *				 run_at, created_at)
  */
 Datum
@@ -288,6 +290,7 @@ jobq_lease(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int32		n;
 	uint64		i;
+	bool		tried_fast = false;
 
 	jobq_queue_arg(fcinfo, 0);
 	if (PG_ARGISNULL(2))
@@ -330,6 +333,7 @@ jobq_lease(PG_FUNCTION_ARGS)
 			SPI_finish();
 			return (Datum) 0;
 		}
+		tried_fast = true;
 	}
 
 	/*
@@ -350,6 +354,12 @@ jobq_lease(PG_FUNCTION_ARGS)
 		return (Datum) 0;
 	}
 	cap = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	if (isnull && tried_fast)
+	{
+		/* uncapped and unpaused: the fast pick found every due job there is */
+		SPI_finish();
+		return (Datum) 0;
+	}
 	if (!isnull)
 	{
 		int32		free_slots = DatumGetInt32(cap);

@@ -73,3 +73,14 @@ q "SELECT count(*) FROM jobq.enqueue_batch('capped', '[{}, {}, {}, {}, {}]')" >/
 expect_eq "$(q "SELECT count(*) FROM jobq.lease('capped', 'w', 10)")" "2" "fast lease: a capped queue leases up to its cap"
 expect_eq "$(q "SELECT count(*) FROM jobq.lease('capped', 'w', 10)")" "0" "fast lease: a full capped queue leases nothing"
 expect_eq "$(q "SELECT pg_relation_size('jobq.jobs_unlogged')")" "0" "still no unlogged job"
+# An empty uncapped queue: the fast pick found nothing, the queue's row says it is neither
+# paused nor capped, and no second pick runs (one scan of the pending jobs' index, not two).
+out=$(psql -X -qAt -v ON_ERROR_STOP=1 <<'SQL'
+BEGIN;
+SELECT 'leased ' || count(*) FROM jobq.lease('ord', 'w', 10);
+SELECT 'pendscans ' || pg_stat_get_xact_numscans('jobq.jobs_persistent_queue_priority_run_at_run_idx'::regclass);
+COMMIT;
+SQL
+) || die "lease of an empty queue failed: $out"
+expect_eq "$(echo "$out" | grep '^leased')" "leased 0" "fast lease: an empty queue leases nothing"
+expect_eq "$(echo "$out" | grep '^pendscans')" "pendscans 1" "fast lease: an empty queue costs one pick"

@@ -591,32 +591,34 @@ COMMENT ON FUNCTION jobq.enqueue(text, jsonb, text, interval, integer, boolean, 
 	'enqueues a job (id generated when NULL); creates the queue on first use; 23505 if (queue, id) is live';
 
 /*
+ * _batch_rows(jobs, queue_timeout, queue_max_retries): the job objects of enqueue_batch's
+ * array as the columns of its rows, in the array's order (ord), with the queue's timeout
+ * and max_retries where a job gives none; id is null when not given (the caller generates
+ * one), run_at too (the caller's clock_timestamp(), which an inlined function may not
+ * call). Inlined into the caller's statement, so the array is read once there.
+ */
+CREATE FUNCTION jobq._batch_rows(jobs jsonb, queue_timeout interval, queue_max_retries integer)
+RETURNS TABLE (ord bigint, id text, payload jsonb, state jsonb, timeout interval,
+	max_retries integer, persist boolean, run_at timestamptz, priority integer)
+LANGUAGE sql STABLE AS $$
+	SELECT s.ord, s.e ->> 'id', COALESCE(s.e -> 'payload', '{}'), s.e -> 'state',
+		COALESCE(CASE WHEN s.e ? 'timeout' THEN
+			jobq._check_timeout(CASE pg_catalog.jsonb_typeof(s.e -> 'timeout')
+				WHEN 'number' THEN pg_catalog.make_interval(secs => (s.e ->> 'timeout')::float8)
+				WHEN 'string' THEN (s.e ->> 'timeout')::interval END) END, queue_timeout),
+		COALESCE((s.e ->> 'max_retries')::integer, queue_max_retries),
+		COALESCE((s.e ->> 'persist')::boolean, (s.e ->> 'persist_data')::boolean, true),
+		(s.e ->> 'run_at')::timestamptz,
+		COALESCE((s.e ->> 'priority')::integer, 0)
+	FROM pg_catalog.jsonb_array_elements(jobs) WITH ORDINALITY AS s(e, ord)
+$$;
+
+/*
  * enqueue_batch(queue, jobs): jobs is a JSON array of objects with the optional keys
  * id, payload, state, timeout (seconds, or an interval string), max_retries, persist
  * (or relay's persist_data), run_at, priority. Returns the ids enqueued, in input order;
  * ids that are already live are skipped (relay).
  */
-/*
- * _batch_rows(jobs): the job objects of enqueue_batch's array as columns, in the array's
- * order (ord); id is null when not given (the caller generates one). Inlined into the
- * caller's statement, so the array is read once there.
- */
-CREATE FUNCTION jobq._batch_rows(jobs jsonb)
-RETURNS TABLE (ord bigint, id text, payload jsonb, state jsonb, timeout interval,
-	max_retries integer, persist boolean, run_at timestamptz, priority integer)
-LANGUAGE sql STABLE AS $$
-	SELECT s.ord, s.e ->> 'id', COALESCE(s.e -> 'payload', '{}'), s.e -> 'state',
-		CASE WHEN s.e ? 'timeout' THEN
-			jobq._check_timeout(CASE pg_catalog.jsonb_typeof(s.e -> 'timeout')
-				WHEN 'number' THEN pg_catalog.make_interval(secs => (s.e ->> 'timeout')::float8)
-				WHEN 'string' THEN (s.e ->> 'timeout')::interval END) END,
-		(s.e ->> 'max_retries')::integer,
-		COALESCE((s.e ->> 'persist')::boolean, (s.e ->> 'persist_data')::boolean, true),
-		(s.e ->> 'run_at')::timestamptz,
-		(s.e ->> 'priority')::integer
-	FROM pg_catalog.jsonb_array_elements(jobs) WITH ORDINALITY AS s(e, ord)
-$$;
-
 CREATE FUNCTION jobq.enqueue_batch(queue text, jobs jsonb) RETURNS SETOF text
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -646,10 +648,9 @@ BEGIN
 		RETURN QUERY
 		INSERT INTO jobq.jobs AS x (queue, id, payload, state, priority, run_at, timeout,
 			max_retries, persist)
-		SELECT enqueue_batch.queue, jobq._new_id(), b.payload, b.state, COALESCE(b.priority, 0),
-			COALESCE(b.run_at, pg_catalog.clock_timestamp()), COALESCE(b.timeout, q.timeout),
-			COALESCE(b.max_retries, q.max_retries), b.persist
-		FROM jobq._batch_rows(jobs) b
+		SELECT enqueue_batch.queue, jobq._new_id(), b.payload, b.state, b.priority,
+			COALESCE(b.run_at, pg_catalog.clock_timestamp()), b.timeout, b.max_retries, b.persist
+		FROM jobq._batch_rows(jobs, q.timeout, q.max_retries) b
 		ORDER BY b.ord
 		RETURNING x.id;
 	ELSE
@@ -662,15 +663,14 @@ BEGIN
 		WITH src AS (
 			SELECT r.ord, COALESCE(r.id, jobq._new_id()) AS id, r.id IS NOT NULL AS given,
 				r.payload, r.state, r.timeout, r.max_retries, r.persist, r.run_at, r.priority
-			FROM jobq._batch_rows(jobs) r),
+			FROM jobq._batch_rows(jobs, q.timeout, q.max_retries) r),
 		b AS (SELECT DISTINCT ON (src.id) * FROM src ORDER BY src.id, src.ord),
 		ins AS (
 			INSERT INTO jobq.jobs AS x (queue, id, payload, state, priority, run_at, timeout,
 				max_retries, persist)
-			SELECT enqueue_batch.queue, b.id, b.payload, b.state, COALESCE(b.priority, 0),
-				COALESCE(b.run_at, pg_catalog.clock_timestamp()),
-				COALESCE(b.timeout, q.timeout),
-				COALESCE(b.max_retries, q.max_retries), b.persist
+			SELECT enqueue_batch.queue, b.id, b.payload, b.state, b.priority,
+				COALESCE(b.run_at, pg_catalog.clock_timestamp()), b.timeout, b.max_retries,
+				b.persist
 			FROM b
 			WHERE NOT b.given OR NOT EXISTS (
 				SELECT 1 FROM jobq.jobs y WHERE y.queue = enqueue_batch.queue AND y.id = b.id)

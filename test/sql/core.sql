@@ -83,8 +83,9 @@ SELECT * FROM jobq.enqueue_batch('batch', '[{"id": "b2"}, {"id": "b4"}]');   -- 
 SELECT id, timeout, max_retries, persist, priority FROM jobq.jobs WHERE queue = 'batch' ORDER BY id;
 -- generated ids: answered in the array's order
 CREATE TEMP TABLE gen AS
-	SELECT * FROM jobq.enqueue_batch('batch', '[{}, {"payload": 1}]') WITH ORDINALITY AS r(id, ord);
-SELECT g.ord, j.payload, j.status FROM gen g JOIN jobq.jobs j ON j.queue = 'batch' AND j.id = g.id
+	SELECT * FROM jobq.enqueue_batch('batch', '[{}, {"payload": 1, "timeout": 9, "priority": 2}]')
+	WITH ORDINALITY AS r(id, ord);
+SELECT g.ord, j.payload, j.status, j.timeout, j.max_retries, j.priority FROM gen g JOIN jobq.jobs j ON j.queue = 'batch' AND j.id = g.id
 	ORDER BY g.ord;
 SELECT jobq.enqueue_batch('batch', '{"id": 1}');                             -- 22023: not an array
 \echo :LAST_ERROR_SQLSTATE

@@ -111,7 +111,7 @@ INSERT INTO priv_calls VALUES
 	('_retire', 'SELECT jobq._retire(NULL::jobq.jobs, ''finished'', ''finished'')'),
 	('_retired_version', 'SELECT jobq._retired_version(''pq'', ''x'', NULL)'),
 	('_rollback', 'SELECT jobq._rollback(NULL::jobq.jobs)'),
-	('_batch_rows', 'SELECT * FROM jobq._batch_rows(''[{}]'')'),
+	('_batch_rows', 'SELECT * FROM jobq._batch_rows(''[{}]'', ''1 s'', 0)'),
 	('_new_id', 'SELECT jobq._new_id()'),
 	('_token', 'SELECT jobq._token()'),
 	('_valid_queue', 'SELECT jobq._valid_queue(''pq'')'),

@@ -96,6 +96,9 @@ SELECT jobq.enqueue_batch('batch', '[{"timeout": -1}]');                     -- 
 SELECT jobq.enqueue_batch('batch', '[{"id": "x"}]x');                        -- 22P02
 \echo :LAST_ERROR_SQLSTATE
 SELECT count(*) FROM jobq.jobs WHERE queue = 'batch';
+-- a status outside the six is refused even to the owner (the domain jobq.status)
+UPDATE jobq.jobs SET status = 'done' WHERE queue = 'batch';                 -- 23514
+\echo :LAST_ERROR_SQLSTATE
 
 --------------------------------------------------------------------- lease
 -- order: priority, then run_at, then enqueue order; future run_at is not leased early

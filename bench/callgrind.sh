@@ -151,9 +151,9 @@ for sys in ${BENCH_CG_SYSTEMS:-jobq r2}; do
 	b=$(instr "$sys" $((2 * k)))
 	per=$(awk -v a="$a" -v b="$b" -v k="$k" -v n="$n" 'BEGIN {printf "%.0f", (b - a) / (k * n)}')
 	echo "callgrind: $sys: $k pairs $a instr, $((2 * k)) pairs $b instr: $per instr/job" >&2
-	if [ "$work" = enqueue ]; then
-		[ "$sys" = jobq ] && emit cg "jobq enqueue b$n" instr/job "$per" || emit cg "r2 insert_select b$n" instr/job "$per"
-	else
-		emit cg "$sys n$n" instr/job "$per"
-	fi
+	case $work/$sys in
+	enqueue/jobq) emit cg "jobq enqueue b$n" instr/job "$per" ;;
+	enqueue/*) emit cg "r2 insert_select b$n" instr/job "$per" ;;
+	*) emit cg "$sys n$n" instr/job "$per" ;;
+	esac
 done

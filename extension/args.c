@@ -17,7 +17,8 @@ PG_FUNCTION_INFO_V1(jobq_valid_queue);
 
 /*
  * jobq_check_queue_name: a queue name is 1-128 characters among letters,
- * digits and "_ - . :".
+ * digits and "_ - . :", and not "." or "..": the sidecar's routes carry the
+ * name as a path segment, which HTTP clients and servers resolve away.
  */
 void
 jobq_check_queue_name(const char *queue)
@@ -45,6 +46,11 @@ jobq_check_queue_name(const char *queue)
 				 errmsg("queue name \"%s\" contains an invalid character", queue),
 				 errdetail("A queue name may contain only letters, digits and \"_\", \"-\", \".\", \":\".")));
 	}
+	if (strcmp(queue, ".") == 0 || strcmp(queue, "..") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("queue name \"%s\" is reserved", queue),
+				 errdetail("\".\" and \"..\" are path segments in the sidecar's URLs.")));
 }
 
 /* The queue argument number argno, checked: never NULL, a valid name. */

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # hostile: limits and hostile input. A 2 MiB body -> 413 (with Content-Length and
 # chunked); malformed JSON -> 400; unknown routes -> 404; queue names and ids with
-# quotes, semicolons, "..", %00, unicode, CR/LF -> 422 or handled; never an SQL error
+# quotes, semicolons, ".." (reserved), %00, unicode, CR/LF -> 422 or handled; never an SQL error
 # (syntax, undefined object) and never a crash.
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/sidecar.bash"
@@ -72,13 +72,17 @@ for name in "it%27s" "a%3Bb" "%27%3B%20DROP%20TABLE%20jobq.jobs%3B--" "a%00b" "%
 	[ "$status" = 422 ] || die "enqueue into $name: expected 422, got $status: $body"
 done
 ok "hostile queue names are refused with 422"
-# ".." is a valid queue name (letters, digits, _ - . :); as a path segment it stays a name
+# "." and ".." are reserved (path segments clients resolve away): refused however they come
 req POST '/v1/queues/../jobs' '{"id": "dots"}' --path-as-is
-expect_status 202 "the queue named .."
-req GET '/v1/queues/..' '' --path-as-is
-expect_status 200 "GET the queue named .."
+expect_status 422 "enqueue into the queue named .."
+req GET '/v1/queues/.' '' --path-as-is
+expect_status 422 "GET the queue named ."
 req GET '/v1/next?queue=..'
-expect_status 200 "lease from the queue named .."
+expect_status 422 "lease from the queue named .."
+req POST /v1/enqueue '{"queue": ".."}'
+expect_status 422 "relay enqueue into the queue named .."
+req POST '/v1/queues/.../jobs' '{"id": "dots"}'
+expect_status 202 "the queue named ... (not a path segment)"
 
 # ids may be any text: quotes, slashes, CR/LF, unicode; the Location header stays one line
 for id in "it's; DROP TABLE jobq.jobs;--" "a/b/../c" $'line\r\nSet-Cookie: x=1' "✓ 💣" '%00'; do

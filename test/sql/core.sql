@@ -34,8 +34,13 @@ SELECT jobq.enqueue('quote''s');  -- 22023
 \echo :LAST_ERROR_SQLSTATE
 SELECT jobq.enqueue('ünï');  -- 22023
 \echo :LAST_ERROR_SQLSTATE
+SELECT jobq.enqueue('..');  -- 22023: a path segment in the sidecar's URLs
+\echo :LAST_ERROR_SQLSTATE
+SELECT jobq.create_queue('.');  -- 22023
+\echo :LAST_ERROR_SQLSTATE
 SELECT (jobq.enqueue(repeat('q', 128))).status;                     -- 128 is fine
 SELECT (jobq.enqueue('ok_-.:Name9')).status;                        -- every allowed character
+SELECT (jobq.enqueue('...')).status;                                -- dots, but not a path segment
 SELECT count(*) FROM jobq.queues;
 SELECT jobq.lease('bad name');  -- 22023
 \echo :LAST_ERROR_SQLSTATE

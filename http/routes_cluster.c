@@ -5,7 +5,7 @@
  *	  /v1/cluster/stats (JSON, or Prometheus text when the client asks for
  *	  it with Accept), /metrics, and the OpenAPI document.
  *
- * Prometheus text comes from PostgreSQL (jobq.queue_stats) like every JSON;
+ * Prometheus text comes from PostgreSQL (jobq.metrics) like every JSON;
  * only the sidecar's own lines of /metrics are formatted here, so that a
  * scrape still says jobq_http_database_up 0 while PostgreSQL is down.
  *
@@ -104,32 +104,11 @@ static const JhStmt stats_stmt = {
 	0
 };
 
-/* Prometheus text of the queues, from jobq.queue_stats. */
+/* Prometheus text (or OpenMetrics, $1) of the queues and the reaper. */
 static const JhStmt metrics_stmt = {
 	"cluster_metrics",
-	"WITH s AS (SELECT * FROM jobq.queue_stats), "
-	"lines (k, queue, status, line) AS ("
-	"  VALUES (1, '', '', '# HELP jobq_jobs Jobs of a queue by status (pending: due now; "
-	"scheduled: waiting for their run_at; finished, failed, cancelled: ended runs kept).'), "
-	"    (2, '', '', '# TYPE jobq_jobs gauge'), "
-	"    (4, '', '', '# HELP jobq_queue_paused 1 when the queue is paused.'), "
-	"    (5, '', '', '# TYPE jobq_queue_paused gauge'), "
-	"    (7, '', '', '# HELP jobq_oldest_pending_seconds Age of the queue''s oldest pending job.'), "
-	"    (8, '', '', '# TYPE jobq_oldest_pending_seconds gauge') "
-	"  UNION ALL SELECT 3, s.queue, v.status, pg_catalog.format("
-	"      'jobq_jobs{queue=\"%s\",status=\"%s\"} %s', s.queue, v.status, v.n) "
-	"    FROM s, LATERAL (VALUES ('pending', s.pending), ('scheduled', s.scheduled), "
-	"      ('running', s.running), ('stopped', s.stopped), ('finished', s.finished), "
-	"      ('failed', s.failed), ('cancelled', s.cancelled)) AS v(status, n) "
-	"  UNION ALL SELECT 6, s.queue, '', pg_catalog.format("
-	"      'jobq_queue_paused{queue=\"%s\"} %s', s.queue, s.paused::integer) FROM s "
-	"  UNION ALL SELECT 9, s.queue, '', pg_catalog.format("
-	"      'jobq_oldest_pending_seconds{queue=\"%s\"} %s', s.queue, "
-	"      COALESCE(GREATEST(0, pg_catalog.date_part('epoch', "
-	"        pg_catalog.now() - s.oldest_pending_at)), 0)) FROM s) "
-	"SELECT pg_catalog.string_agg(l.line, E'\\n' ORDER BY l.k, l.queue, l.status) || E'\\n' "
-	"FROM lines l",
-	0
+	"SELECT jobq.metrics($1::boolean)",
+	1
 };
 
 /* Which exposition the client asked for with Accept: 'o' OpenMetrics, 't' text, 'j' JSON. */
@@ -155,14 +134,17 @@ static void
 reply_metrics(JhRequest *r, const char *text, char format)
 {
 	JhError		err;
-	PGresult   *res = jh_query_quiet(r, &metrics_stmt, NULL, &err);
-	const char *queues = res && !PQgetisnull(res, 0, 0) ? PQgetvalue(res, 0, 0) : "";
-	size_t		len = (text ? strlen(text) : 0) + strlen(queues) + 8;
+	const char *values[1] = {format == 'o' ? "true" : "false"};
+	PGresult   *res = jh_query_quiet(r, &metrics_stmt, values, &err);
+	const char *queues = res && !PQgetisnull(res, 0, 0) ? PQgetvalue(res, 0, 0) : NULL;
+	size_t		len = (text ? strlen(text) : 0) + (queues ? strlen(queues) : 0) + 8;
 	char	   *body = jh_alloc(r, len);
 
 	if (res == NULL)
 		fprintf(stderr, "jobq-http: metrics: %s\n", err.message);
-	snprintf(body, len, "%s%s%s", text ? text : "", queues, format == 'o' ? "# EOF\n" : "");
+	/* jobq.metrics(true) ends with # EOF; without it, the sidecar's own lines end here */
+	snprintf(body, len, "%s%s%s", text ? text : "", queues ? queues : "",
+			 format == 'o' && queues == NULL ? "# EOF\n" : "");
 	if (res)
 		PQclear(res);
 	jh_reply(r, 200, format == 'o' ? CT_OPENMETRICS : CT_PROMETHEUS, body, strlen(body));
@@ -196,7 +178,7 @@ jh_cluster_metrics(JhRequest *r)
 	jh_pool_stats(&size, &in_use, &connected, &db_up);
 	jh_listen_stats(&listening, &waiting);
 	snprintf(text, sizeof(text),
-			 "# HELP jobq_http_requests HTTP requests received.\n"
+			 "# HELP jobq_http_requests%s HTTP requests received.\n"
 			 "# TYPE jobq_http_requests%s counter\n"
 			 "jobq_http_requests_total %llu\n"
 			 "# HELP jobq_http_pool_connections Pooled PostgreSQL connections by state.\n"
@@ -213,7 +195,7 @@ jh_cluster_metrics(JhRequest *r)
 			 "# HELP jobq_http_waiting_requests Long-poll requests waiting for a job.\n"
 			 "# TYPE jobq_http_waiting_requests gauge\n"
 			 "jobq_http_waiting_requests %d\n",
-			 format == 'o' ? "" : "_total",
+			 format == 'o' ? "" : "_total", format == 'o' ? "" : "_total",
 			 (unsigned long long) jh_requests_total(), size, connected, in_use,
 			 db_up ? 1 : 0, listening ? 1 : 0, waiting);
 	reply_metrics(r, text, format);

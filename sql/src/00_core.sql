@@ -1053,3 +1053,63 @@ LANGUAGE sql STABLE AS $$
 		'reaper', jobq._reaper_info())
 $$;
 COMMENT ON FUNCTION jobq.stats() IS 'queue counts, totals and the reaper''s last run, as JSON';
+
+/*
+ * metrics(openmetrics): the queues and the reaper in the Prometheus text exposition
+ * (version 0.0.4), or in OpenMetrics 1.0 when openmetrics is true (a counter's HELP and TYPE
+ * lines name its family without _total, and the text ends with "# EOF"). The sidecar serves it
+ * at /metrics and /v1/cluster/stats. Label values need no escaping: a queue name is letters,
+ * digits and "_ - . :". The reaper's counters are those of the reaper serving this
+ * database, since it started; without one, jobq_reaper_up is 0 and the counters are absent.
+ */
+CREATE FUNCTION jobq.metrics(openmetrics boolean DEFAULT false) RETURNS text
+LANGUAGE sql STABLE AS $$
+	WITH s AS MATERIALIZED (SELECT * FROM jobq.queue_stats),
+	r AS MATERIALIZED (SELECT jobq._reaper_info() AS i),
+	c (name, help, total) AS (  -- the reaper's counters, while a reaper runs
+		SELECT v.name, v.help, (r.i -> 'totals' ->> v.name)::bigint
+		FROM r, (VALUES (1, 'ticks', 'Ticks of the reaper.'),
+				(2, 'reaped', 'Expired leases the reaper failed (retried or ended).'),
+				(3, 'purged', 'Ended runs the reaper purged after their retention.'),
+				(4, 'errors', 'Ticks of the reaper that raised an error.')) AS v(k, name, help)
+		WHERE (r.i ->> 'present')::boolean),
+	lines (k, sub, line) AS (
+		VALUES (10, '', '# HELP jobq_jobs Jobs of a queue by status (pending: due now; scheduled: waiting for their run_at; finished, failed, cancelled: ended runs kept).'),
+			(11, '', '# TYPE jobq_jobs gauge'),
+			(20, '', '# HELP jobq_queue_paused 1 when the queue is paused.'),
+			(21, '', '# TYPE jobq_queue_paused gauge'),
+			(30, '', '# HELP jobq_oldest_pending_seconds Age of the queue''s oldest pending job.'),
+			(31, '', '# TYPE jobq_oldest_pending_seconds gauge'),
+			(40, '', '# HELP jobq_reaper_up 1 while a reaper serves this database.'),
+			(41, '', '# TYPE jobq_reaper_up gauge')
+		UNION ALL
+		SELECT 12, s.queue || ' ' || v.k, pg_catalog.format('jobq_jobs{queue="%s",status="%s"} %s',
+			s.queue, v.status, v.n)
+		FROM s, LATERAL (VALUES (1, 'pending', s.pending), (2, 'scheduled', s.scheduled),
+			(3, 'running', s.running), (4, 'stopped', s.stopped), (5, 'finished', s.finished),
+			(6, 'failed', s.failed), (7, 'cancelled', s.cancelled)) AS v(k, status, n)
+		UNION ALL
+		SELECT 22, s.queue, pg_catalog.format('jobq_queue_paused{queue="%s"} %s', s.queue,
+			s.paused::integer)
+		FROM s
+		UNION ALL
+		SELECT 32, s.queue, pg_catalog.format('jobq_oldest_pending_seconds{queue="%s"} %s', s.queue,
+			COALESCE(GREATEST(0, pg_catalog.date_part('epoch',
+				pg_catalog.now() - s.oldest_pending_at)), 0))
+		FROM s
+		UNION ALL
+		SELECT 42, '', 'jobq_reaper_up ' || COALESCE((r.i ->> 'present')::boolean, false)::integer
+		FROM r
+		UNION ALL
+		SELECT 50, c.name || ' ' || x.k, CASE x.k
+			WHEN 1 THEN pg_catalog.format('# HELP jobq_reaper_%s%s %s', c.name, x.suffix, c.help)
+			WHEN 2 THEN pg_catalog.format('# TYPE jobq_reaper_%s%s counter', c.name, x.suffix)
+			ELSE pg_catalog.format('jobq_reaper_%s_total %s', c.name, c.total) END
+		FROM c, LATERAL (SELECT k, CASE WHEN openmetrics THEN '' ELSE '_total' END
+			FROM pg_catalog.generate_series(1, 3) AS k) AS x(k, suffix)
+		UNION ALL
+		SELECT 90, '', '# EOF' WHERE openmetrics)
+	SELECT pg_catalog.string_agg(l.line, E'\n' ORDER BY l.k, l.sub COLLATE "C") || E'\n' FROM lines l
+$$;
+COMMENT ON FUNCTION jobq.metrics(boolean) IS
+	'the queues (jobs by status, paused, oldest pending job''s age) and the reaper (up, counters) in Prometheus text, or OpenMetrics when openmetrics is true';

@@ -176,7 +176,14 @@ req GET /metrics
 expect_status 200 "/metrics"
 grep -q '^jobq_http_database_up 1$' <<<"$body" || die "/metrics: database up"
 grep -q '^jobq_jobs{queue="list",status="pending"} 5$' <<<"$body" || die "/metrics: queue samples"
-ok "/metrics has the sidecar's and the queues' samples"
+grep -q '^jobq_reaper_up [01]$' <<<"$body" || die "/metrics: the reaper's samples (jobq.metrics())"
+[ "$(grep -c '^# EOF' <<<"$body")" = 0 ] || die "/metrics: # EOF in Prometheus text"
+grep -q '^# HELP jobq_http_requests_total ' <<<"$body" || die "/metrics: HELP names the counter as its samples"
+req GET /metrics '' -H 'Accept: application/openmetrics-text'
+[ "$(grep -c '^# EOF$' <<<"$body")" = 1 ] && [ "$(tail -1 <<<"$body")" = "# EOF" ] ||
+	die "/metrics (OpenMetrics): one # EOF, last: $body"
+grep -q '^# TYPE jobq_http_requests counter$' <<<"$body" || die "/metrics (OpenMetrics): counter family"
+ok "/metrics has the sidecar's, the queues' and the reaper's samples"
 
 # ---- synchronous jobs: a worker (next + complete over HTTP) finishes it -> 200
 (

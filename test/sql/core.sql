@@ -298,6 +298,19 @@ WHERE queue IN ('mail', 'retry', 'order', 'fast') ORDER BY queue;
 SELECT jsonb_typeof(s->'queues') AS queues, s->'totals' ? 'pending' AS totals,
 	jsonb_typeof(s->'reaper') AS reaper
 FROM jobq.stats() s;
+-- metrics(): Prometheus text. The samples of a queue; every sample comes after its
+-- family's HELP and TYPE lines; # EOF ends the OpenMetrics form only.
+SELECT m.l FROM regexp_split_to_table(jobq.metrics(), E'\n') m(l)
+WHERE m.l LIKE '%queue="mail"%' AND m.l NOT LIKE 'jobq_oldest%';
+WITH m AS (SELECT l, n FROM regexp_split_to_table(jobq.metrics(), E'\n') WITH ORDINALITY AS x(l, n)),
+s AS (SELECT l, n, substring(l FROM '^([a-z_]+)') AS name FROM m WHERE l ~ '^[a-z]')
+SELECT count(*) AS samples,
+	count(*) FILTER (WHERE NOT EXISTS (SELECT FROM m WHERE m.n < s.n AND m.l = '# TYPE ' || s.name || ' ' ||
+		CASE WHEN s.name LIKE '%\_total' THEN 'counter' ELSE 'gauge' END)
+		OR NOT EXISTS (SELECT FROM m WHERE m.n < s.n AND m.l LIKE '# HELP ' || s.name || ' %')) AS untyped
+FROM s;
+SELECT jobq.metrics() NOT LIKE '%# EOF%' AS text_has_no_eof,
+	right(jobq.metrics(openmetrics => true), 6) = E'# EOF\n' AS openmetrics_ends_with_eof;
 
 -------------------------------------------------------------- drop_queue
 SELECT jobq.drop_queue('mail');                                           -- 55000: live jobs

@@ -136,6 +136,7 @@ INSERT INTO priv_calls VALUES
 	('heartbeat', 'SELECT jobq.heartbeat(''pq'', ''run1'')'),
 	('lease', 'SELECT jobq.lease(''pq'')'),
 	('log', 'SELECT jobq.log(''pq'', ''run1'', ''info'', ''x'')'),
+	('metrics', 'SELECT jobq.metrics()'),
 	('pause_queue', 'SELECT jobq.pause_queue(''pq_empty'')'),
 	('progress', 'SELECT jobq.progress(''pq_p'', ''mine'')'),
 	('reap', 'SELECT jobq.reap()'),

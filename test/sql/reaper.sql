@@ -15,6 +15,8 @@ $$;
 
 ------------------------------------------------------------ no reaper here
 SELECT jobq.stats() -> 'reaper' ->> 'present' AS present;
+SELECT m.l AS reaper_metrics FROM regexp_split_to_table(jobq.metrics(), E'\n') m(l)
+WHERE m.l LIKE '%reaper%';
 SELECT jobq._reaper_info() ?& ARRAY['present', 'preloaded', 'databases'] AS keys;
 SELECT jobq.stop_reaper() AS stopped;
 SELECT * FROM jobq.reap();

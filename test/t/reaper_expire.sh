@@ -6,7 +6,8 @@
 # - max_retries => 0 ends failed; max_retries => 3 ends failed after attempt 4;
 #   max_retries => -1 keeps coming back;
 # - a job heartbeated every 0.5 s with a 1 s timeout stays running for 5 s with its saved
-#   state, and the next attempt after it expires receives that state.
+#   state, and the next attempt after it expires receives that state;
+# - jobq.metrics() shows the reaper up and counts the leases it reaped.
 source "$(dirname "$0")/../lib.sh"
 export PGDATABASE=postgres
 work=$(mktemp -d)
@@ -58,6 +59,18 @@ for attempt in 2 3 4 5; do
 done
 ok "max_retries 3: failed after attempt 4; max_retries -1: pending again"
 expect_eq "$(q "SELECT count(*) FROM jobq.events('rx', 'j1') WHERE message = 'lease expired'")" 4 "j1 has 4 'lease expired' events"
+# jobq.metrics() counts what the reaper did: up, and reaped_total at least the 4 + 1 + 4
+# expiries above; OpenMetrics names the family without _total.
+# (the reaper adds to its counters after its tick commits: wait for them)
+wait_for "SELECT (regexp_match(jobq.metrics(), '^jobq_reaper_reaped_total (\d+)$', 'n'))[1]::int >= 9" 3
+metrics=$(q "SELECT jobq.metrics()")
+grep -qx 'jobq_reaper_up 1' <<<"$metrics" || die "metrics: reaper not up: $metrics"
+reaped=$(sed -n 's/^jobq_reaper_reaped_total \([0-9]*\)$/\1/p' <<<"$metrics")
+[ -n "$reaped" ] && [ "$reaped" -ge 9 ] || die "metrics: jobq_reaper_reaped_total '$reaped', expected >= 9"
+grep -qx '# TYPE jobq_reaper_reaped_total counter' <<<"$metrics" || die "metrics: counter TYPE line"
+expect_eq "$(q "SELECT jobq.metrics(true) ~ E'\\n# TYPE jobq_reaper_reaped counter\\n' AND jobq.metrics(true) LIKE E'%\\n# EOF\\n'")" t \
+	"OpenMetrics: the counter family without _total, # EOF last"
+ok "metrics: reaper up, reaped_total $reaped"
 
 # Heartbeats every 0.5 s with a 1 s timeout keep the job running, with its state.
 q "SELECT jobq.create_queue('rh', retry_base => '10 ms')" >/dev/null

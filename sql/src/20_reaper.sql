@@ -20,27 +20,56 @@ CREATE INDEX history_retention_idx ON jobq.history (queue, finished_at);
 /*
  * _reap_expired(batch): fails up to batch running jobs whose lease expired, with the error
  * event "lease expired"; returns how many. Wakes workers of queues that got jobs back.
+ * The batch goes through jobq.fail in one statement. Should one job's transition raise (a
+ * trigger of the user's, a statement timeout), the batch goes again one job at a time, each
+ * in a subtransaction of its own, and the job that raises is skipped with a WARNING (and
+ * tried again at the next tick): one bad job does not stop the reaping of the others.
  */
 CREATE FUNCTION jobq._reap_expired(batch integer) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
 	now timestamptz := pg_catalog.clock_timestamp();
+	queues text[];
+	ids text[];
+	leases uuid[];
 	n integer;
 	woken text[];
+	st text;
 BEGIN
-	WITH c AS MATERIALIZED (
-		SELECT j.queue, j.id, j.lease FROM jobq.jobs j
+	SELECT pg_catalog.array_agg(c.queue), pg_catalog.array_agg(c.id), pg_catalog.array_agg(c.lease)
+	INTO queues, ids, leases
+	FROM (SELECT j.queue, j.id, j.lease FROM jobq.jobs j
 		WHERE j.status = 'running' AND j.lease_expires_at < now
 		ORDER BY j.lease_expires_at
 		LIMIT batch
-		FOR UPDATE OF j SKIP LOCKED),
-	f AS MATERIALIZED (
-		SELECT c.queue, jobq.fail(c.queue, c.id, 'lease expired', true, c.lease) AS status
-		FROM c)
-	SELECT pg_catalog.count(*)::integer,
-		pg_catalog.array_agg(DISTINCT f.queue) FILTER (WHERE f.status = 'pending')
-	INTO n, woken
-	FROM f;
+		FOR UPDATE OF j SKIP LOCKED) c;
+	IF ids IS NULL THEN
+		RETURN 0;
+	END IF;
+	BEGIN
+		WITH f AS MATERIALIZED (
+			SELECT c.queue, jobq.fail(c.queue, c.id, 'lease expired', true, c.lease) AS status
+			FROM pg_catalog.unnest(queues, ids, leases) AS c(queue, id, lease))
+		SELECT pg_catalog.count(*)::integer,
+			pg_catalog.array_agg(DISTINCT f.queue) FILTER (WHERE f.status = 'pending')
+		INTO n, woken
+		FROM f;
+	EXCEPTION WHEN OTHERS THEN
+		n := 0;
+		woken := '{}';
+		FOR i IN 1 .. pg_catalog.cardinality(ids) LOOP
+			BEGIN
+				st := jobq.fail(queues[i], ids[i], 'lease expired', true, leases[i]);
+				n := n + 1;
+				IF st = 'pending' AND NOT queues[i] = ANY (woken) THEN
+					woken := woken || queues[i];
+				END IF;
+			EXCEPTION WHEN OTHERS THEN
+				RAISE WARNING 'jobq reaper: the expired lease of job "%" in queue "%" was not reaped: %',
+					ids[i], queues[i], SQLERRM;
+			END;
+		END LOOP;
+	END;
 	PERFORM jobq._notify(w.queue) FROM pg_catalog.unnest(woken) AS w(queue);
 	RETURN n;
 END

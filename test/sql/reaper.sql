@@ -90,6 +90,26 @@ SELECT expire('ru', '{u}');
 SELECT * FROM jobq.reap();
 SELECT status, attempt, persist FROM jobq.get('ru', 'u');
 
+-- a job whose transition raises (here a trigger of the user's) is skipped with a WARNING;
+-- the rest of the batch is reaped, and the job is reaped once it no longer raises
+CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE EXCEPTION 'poisoned job %', OLD.id;
+END
+$$;
+CREATE TRIGGER poison BEFORE UPDATE ON jobq.jobs_persistent
+	FOR EACH ROW WHEN (OLD.queue = 'rp' AND OLD.id = 'bad' AND NEW.status <> 'running') EXECUTE FUNCTION poison();
+SELECT count(*) FROM jobq.enqueue_batch('rp', '[{"id": "bad"}, {"id": "ok1"}, {"id": "ok2"}]');
+SELECT count(*) FROM jobq.lease('rp', 'w7', n => 3);
+SELECT expire('rp', '{bad}');   -- expired first: first in the batch
+SELECT expire('rp', '{ok1,ok2}');
+SELECT * FROM jobq.reap();
+SELECT id, status, attempt FROM jobq.jobs WHERE queue = 'rp' ORDER BY id;
+DROP TRIGGER poison ON jobq.jobs_persistent;
+DROP FUNCTION poison();
+SELECT * FROM jobq.reap();
+SELECT id, status FROM jobq.jobs WHERE queue = 'rp' ORDER BY id;
+
 ---------------------------------------------------------------- retention
 SELECT queue FROM jobq.create_queue('ret', retention => '1 hour');
 SELECT count(*) FROM jobq.enqueue_batch('ret', '[{"id": "x1"}, {"id": "x2"}, {"id": "x3"}, {"id": "x4"}]');

@@ -210,6 +210,8 @@ SELECT count(*) FROM jobq.search(queue => '$qn', sort => 'priority', direction =
 SELECT count(*) FROM jobq.get_job('a');
 SELECT count(*) FROM jobq.search_jobs_by_start_date(NULL, NULL);
 SELECT jobq.stats() IS NOT NULL;
+SELECT jobq.metrics() IS NOT NULL;
+SELECT jobq.metrics(openmetrics => true) IS NOT NULL;
 SELECT (jobq.reap()).reaped;
 SELECT count(*) FROM jobq.compact();
 SELECT jobq.stop_reaper();

@@ -189,6 +189,7 @@ jobq_complete(PG_FUNCTION_ARGS)
 		elog(ERROR, "jobq: complete failed");
 	if (SPI_processed == 0)
 		jobq_raise_not_leased(values[0], values[1], values[3], nulls[3] == 'n');
+	jobq_wake_note(values[0], values[1]);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -291,6 +292,7 @@ jobq_complete_batch(PG_FUNCTION_ARGS)
 									   &isnull);
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &id, &isnull);
+		jobq_wake_note(values[0], id);
 	}
 	SPI_finish();
 	return (Datum) 0;

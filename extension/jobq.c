@@ -9,7 +9,7 @@
  *	  one file per concern: args.c (argument checks), plan.c (prepared plans),
  *	  lease.c (lease), finish.c (heartbeat, complete, fail), caller.c (the
  *	  calling role, for SECURITY DEFINER functions), stats.c (the planner's
- *	  view of the live tables).
+ *	  view of the live tables), wake.c (jobq.wait's wake-ups).
  *
  *-------------------------------------------------------------------------
  */
@@ -29,5 +29,6 @@ _PG_init(void)
 {
 	jobq_reaper_init();
 	jobq_stats_init();
+	jobq_wake_init();
 	MarkGUCPrefixReserved("jobq");
 }

@@ -37,6 +37,10 @@ extern SPIPlanPtr jobq_live_plan(SPIPlanPtr plans[2], const char *const sqls[2],
 /* stats.c: a planner hook for the live tables */
 extern void jobq_stats_init(void);
 
+/* wake.c: wake-ups for jobq.wait when jobs end */
+extern void jobq_wake_init(void);
+extern void jobq_wake_note(Datum queue, Datum id);
+
 /* bgworker/reaper.c: GUCs, shared memory and registration; the worker */
 extern void jobq_reaper_init(void);
 extern PGDLLEXPORT void jobq_reaper_main(Datum main_arg);

@@ -5,8 +5,9 @@
  *	  operations (POST /v1/operations: get_job, search_jobs_by_start_date).
  *
  * /run enqueues (committed at once: the pool runs in autocommit), then
- * CALLs jobq.wait, which polls inside PostgreSQL and commits between polls,
- * so it holds no snapshot; the request holds its pooled connection while it
+ * CALLs jobq.wait, which sleeps inside PostgreSQL until the job's ending
+ * commits (looking at least once a second) and commits before each sleep,
+ * so it holds no long transaction; the request holds its pooled connection while it
  * waits, and statement_timeout is raised for that call. Past the timeout the
  * job is cancelled and the answer is 504 with the job.
  *

@@ -277,6 +277,19 @@ LANGUAGE sql AS $$
 $$;
 
 /*
+ * Wake-ups for jobq.wait (extension/wake.c): _ended marks a job that ends in this
+ * transaction, whose waiters are woken when it commits; _wake_count is the counter of the
+ * job's wake-up slot (NULL when jobq is not preloaded); _wake_wait sleeps until that counter
+ * moves past seen or timeout seconds pass.
+ */
+CREATE FUNCTION jobq._ended(queue text, id text) RETURNS void
+	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'jobq_ended';
+CREATE FUNCTION jobq._wake_count(queue text, id text) RETURNS bigint
+	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'jobq_wake_count';
+CREATE FUNCTION jobq._wake_wait(queue text, id text, seen bigint, timeout float8) RETURNS boolean
+	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'jobq_wake_wait';
+
+/*
  * _end(j, status, result, error): moves live job j to the history with a terminal status.
  * The caller holds j's row lock (it selected j FOR UPDATE).
  */
@@ -301,6 +314,7 @@ BEGIN
 		h.lease_expires_at, h.worker, h.progress, h.message, h.persist, h.rollback_enabled,
 		h.created_by, h.created_at, h.started_at, h.updated_at, h.finished_at
 	INTO r;
+	PERFORM jobq._ended(j.queue, j.id);
 	RETURN r;
 END
 $$;

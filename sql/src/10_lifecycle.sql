@@ -623,8 +623,10 @@ COMMENT ON FUNCTION jobq.search_jobs_by_start_date(timestamptz, timestamptz) IS
 
 /*
  * wait(queue, id, timeout): returns when the job has ended or timeout has passed, with the
- * job's status and result at that moment. It polls (5 ms, doubling up to 100 ms) and
- * commits between polls, so it holds no snapshot (and no xmin) while it waits; that is
+ * job's status and result at that moment. Between looks it sleeps until a transaction that
+ * ends a job of the same wake-up slot commits (extension/wake.c), at most a second (without
+ * preload, which the slots need: 5 ms doubling up to a second), and it commits before it
+ * sleeps, so it holds no snapshot (and no xmin) while it waits; that is
  * why it is a procedure, and why it must be CALLed outside a transaction block (inside
  * one, it returns at once if the job has ended, else raises 2D000).
  */
@@ -639,6 +641,7 @@ LANGUAGE plpgsql AS $$
 -- search_path: every type, function and operator below is qualified.
 DECLARE
 	deadline pg_catalog.timestamptz;
+	seen pg_catalog.int8;
 	pause pg_catalog.float8 := 0.005;
 	left_s pg_catalog.float8;
 BEGIN
@@ -648,18 +651,27 @@ BEGIN
 	END IF;
 	deadline := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) timeout;
 	LOOP
+		-- The wake-up counter first, then the job: a job that ends after the look has
+		-- moved the counter, and _wake_wait returns at once.
+		seen := jobq._wake_count(wait.queue, wait.id);
 		SELECT j.status, j.result INTO wait.status, wait.result FROM jobq.get(wait.queue, wait.id) j;
 		EXIT WHEN wait.status OPERATOR(pg_catalog.=) ANY ('{finished,failed,cancelled}'::pg_catalog.text[]);
 		left_s := pg_catalog.date_part('epoch', deadline OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp());
 		EXIT WHEN left_s OPERATOR(pg_catalog.<=) 0;
 		COMMIT;
-		PERFORM pg_catalog.pg_sleep(LEAST(pause, left_s));
-		pause := LEAST(pause OPERATOR(pg_catalog.*) 2, 0.1);
+		IF seen IS NOT NULL THEN
+			-- Woken when a job of the slot ends; a look at least once a second all the same.
+			PERFORM jobq._wake_wait(wait.queue, wait.id, seen, LEAST(left_s, 1));
+		ELSE
+			-- Not preloaded: no wake-ups; sleep with backoff up to a second.
+			PERFORM pg_catalog.pg_sleep(LEAST(pause, left_s));
+			pause := LEAST(pause OPERATOR(pg_catalog.*) 2, 1);
+		END IF;
 	END LOOP;
 END
 $$;
 COMMENT ON PROCEDURE jobq.wait(text, text, interval, text, jsonb) IS
-	'waits until the job has ended or timeout passes; returns (status, result). Call outside a transaction block: CALL jobq.wait(queue => $1, id => $2, timeout => $3::interval) (the sidecar''s /run does so over libpq in autocommit); it commits while polling, so it holds no snapshot';
+	'waits until the job has ended or timeout passes; returns (status, result). Call outside a transaction block: CALL jobq.wait(queue => $1, id => $2, timeout => $3::interval) (the sidecar''s /run does so over libpq in autocommit); it sleeps until the transaction that ends the job commits (at most a second between looks) and commits before it sleeps, so it holds no snapshot';
 
 /* ----------------------------------------------------------------- views */
 

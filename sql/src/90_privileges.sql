@@ -74,6 +74,9 @@ GRANT EXECUTE ON FUNCTION
 	jobq._valid_queue(text)
 TO jobq_producer;
 GRANT EXECUTE ON PROCEDURE jobq.wait(text, text, interval, text, jsonb) TO jobq_producer;
+-- jobq.wait runs as its caller (a procedure that COMMITs cannot be SECURITY DEFINER).
+GRANT EXECUTE ON FUNCTION jobq._wake_count(text, text), jobq._wake_wait(text, text, bigint, float8)
+TO jobq_producer, jobq_admin;
 
 GRANT EXECUTE ON FUNCTION
 	jobq.lease(text, text, integer, interval),

@@ -77,10 +77,32 @@ $$;
 COMMENT ON FUNCTION jobq._reap_expired(integer) IS
 	'reaper: fails up to batch running jobs whose lease expired ("lease expired", retry); returns how many';
 
+/* _purge_rows(tids, now): deletes the ended runs at tids still past their retention at now. */
+CREATE FUNCTION jobq._purge_rows(tids tid[], now timestamptz) RETURNS integer
+LANGUAGE sql AS $$
+	WITH c AS MATERIALIZED (
+		SELECT h.ctid AS tid FROM jobq.history h JOIN jobq.queues q ON q.queue = h.queue
+		WHERE h.ctid = ANY (tids)
+			AND h.finished_at < now - q.retention
+		FOR UPDATE OF h SKIP LOCKED),
+	d AS (
+		DELETE FROM jobq.history h USING c WHERE h.ctid = c.tid
+		RETURNING h.queue, h.id, h.run),
+	e AS (
+		DELETE FROM jobq.job_events ev USING d
+		WHERE ev.run = d.run
+			AND NOT EXISTS (SELECT 1 FROM jobq.jobs l
+				WHERE l.queue = d.queue AND l.id = d.id
+					AND l.run = d.run))
+	SELECT pg_catalog.count(*)::integer FROM d
+$$;
+
 /*
  * _purge(batch): deletes up to batch ended runs older than their queue's retention (by
  * finished_at), with their events; returns how many runs. Events of a run that is still
- * live (never the case for an ended run, but cheap to make sure) are kept.
+ * live (never the case for an ended run, but cheap to make sure) are kept. Should deleting
+ * one run raise, the candidates go again one at a time and that run is skipped with a
+ * WARNING, as _reap_expired does with a job.
  */
 CREATE FUNCTION jobq._purge(batch integer) RETURNS integer
 LANGUAGE plpgsql AS $$
@@ -102,21 +124,20 @@ BEGIN
 	IF candidates IS NULL THEN
 		RETURN 0;
 	END IF;
-	WITH c AS MATERIALIZED (
-		SELECT h.ctid AS tid FROM jobq.history h JOIN jobq.queues q ON q.queue = h.queue
-		WHERE h.ctid = ANY (candidates)
-			AND h.finished_at < now - q.retention
-		FOR UPDATE OF h SKIP LOCKED),
-	d AS (
-		DELETE FROM jobq.history h USING c WHERE h.ctid = c.tid
-		RETURNING h.queue, h.id, h.run),
-	e AS (
-		DELETE FROM jobq.job_events ev USING d
-		WHERE ev.run = d.run
-			AND NOT EXISTS (SELECT 1 FROM jobq.jobs l
-				WHERE l.queue = d.queue AND l.id = d.id
-					AND l.run = d.run))
-	SELECT pg_catalog.count(*)::integer INTO n FROM d;
+	BEGIN
+		n := jobq._purge_rows(candidates, now);
+	EXCEPTION WHEN OTHERS THEN
+		-- One run's deletion raised (a trigger of the user's, say): purge the candidates one
+		-- at a time, skipping with a WARNING the ones that raise, so retention goes on.
+		n := 0;
+		FOR i IN 1 .. pg_catalog.cardinality(candidates) LOOP
+			BEGIN
+				n := n + jobq._purge_rows(ARRAY[candidates[i]], now);
+			EXCEPTION WHEN OTHERS THEN
+				RAISE WARNING 'jobq reaper: an ended run past its retention was not purged: %', SQLERRM;
+			END;
+		END LOOP;
+	END;
 	RETURN n;
 END
 $$;

@@ -106,6 +106,7 @@ INSERT INTO priv_calls VALUES
 	('_not_live', 'SELECT jobq._not_live(''pq'', ''zz'', ''x'')'),
 	('_notify', 'SELECT jobq._notify(''pq'')'),
 	('_purge', 'SELECT jobq._purge(1)'),
+	('_purge_rows', 'SELECT jobq._purge_rows(''{}'', now())'),
 	('_queue', 'SELECT jobq._queue(''pq'', false)'),
 	('_reap_expired', 'SELECT jobq._reap_expired(1)'),
 	('_reaper_info', 'SELECT jobq._reaper_info()'),

@@ -138,6 +138,24 @@ SELECT count(*) FROM jobq.enqueue_batch('ret', '[{"id": "y1"}, {"id": "y2"}, {"i
 SELECT count(jobq.complete('ret', id)) FROM jobq.lease('ret', 'w', n => 3);
 SELECT * FROM jobq.reap(batch => 2);
 SELECT * FROM jobq.reap(batch => 2);
+-- a run whose deletion raises (here a trigger of the user's) is skipped with a WARNING;
+-- the others are purged, and it goes once it no longer raises
+SELECT queue FROM jobq.create_queue('retz', retention => '0');
+SELECT count(*) FROM jobq.enqueue_batch('retz', '[{"id": "z1"}, {"id": "zbad"}, {"id": "z2"}]');
+SELECT count(jobq.complete('retz', id)) FROM jobq.lease('retz', 'w', n => 3);
+CREATE FUNCTION keep() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE EXCEPTION 'kept run of %', OLD.id;
+END
+$$;
+CREATE TRIGGER keep BEFORE DELETE ON jobq.history
+	FOR EACH ROW WHEN (OLD.id = 'zbad') EXECUTE FUNCTION keep();
+SELECT * FROM jobq.reap();
+SELECT id FROM jobq.history WHERE queue = 'retz' ORDER BY id;
+DROP TRIGGER keep ON jobq.history;
+DROP FUNCTION keep();
+SELECT * FROM jobq.reap();
+SELECT count(*) FROM jobq.history WHERE queue = 'retz';
 
 -- stats() still answers, without a reaper
 SELECT jobq.stats() -> 'reaper' ->> 'present' AS present,

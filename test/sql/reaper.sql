@@ -92,13 +92,14 @@ SELECT status, attempt, persist FROM jobq.get('ru', 'u');
 
 -- a job whose transition raises (here a trigger of the user's) is skipped with a WARNING;
 -- the rest of the batch is reaped, and the job is reaped once it no longer raises
-CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
+-- (refuse(): the trigger function of both tests, the reaper's and the purge's)
+CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-	RAISE EXCEPTION 'poisoned job %', OLD.id;
+	RAISE EXCEPTION 'refused: % of job %', TG_OP, OLD.id;
 END
 $$;
 CREATE TRIGGER poison BEFORE UPDATE ON jobq.jobs_persistent
-	FOR EACH ROW WHEN (OLD.queue = 'rp' AND OLD.id = 'bad' AND NEW.status <> 'running') EXECUTE FUNCTION poison();
+	FOR EACH ROW WHEN (OLD.queue = 'rp' AND OLD.id = 'bad' AND NEW.status <> 'running') EXECUTE FUNCTION refuse();
 SELECT count(*) FROM jobq.enqueue_batch('rp', '[{"id": "bad"}, {"id": "ok1"}, {"id": "ok2"}]');
 SELECT count(*) FROM jobq.lease('rp', 'w7', n => 3);
 SELECT expire('rp', '{bad}');   -- expired first: first in the batch
@@ -106,7 +107,6 @@ SELECT expire('rp', '{ok1,ok2}');
 SELECT * FROM jobq.reap();
 SELECT id, status, attempt FROM jobq.jobs WHERE queue = 'rp' ORDER BY id;
 DROP TRIGGER poison ON jobq.jobs_persistent;
-DROP FUNCTION poison();
 SELECT * FROM jobq.reap();
 SELECT id, status FROM jobq.jobs WHERE queue = 'rp' ORDER BY id;
 
@@ -143,17 +143,12 @@ SELECT * FROM jobq.reap(batch => 2);
 SELECT queue FROM jobq.create_queue('retz', retention => '0');
 SELECT count(*) FROM jobq.enqueue_batch('retz', '[{"id": "z1"}, {"id": "zbad"}, {"id": "z2"}]');
 SELECT count(jobq.complete('retz', id)) FROM jobq.lease('retz', 'w', n => 3);
-CREATE FUNCTION keep() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-	RAISE EXCEPTION 'kept run of %', OLD.id;
-END
-$$;
 CREATE TRIGGER keep BEFORE DELETE ON jobq.history
-	FOR EACH ROW WHEN (OLD.id = 'zbad') EXECUTE FUNCTION keep();
+	FOR EACH ROW WHEN (OLD.id = 'zbad') EXECUTE FUNCTION refuse();
 SELECT * FROM jobq.reap();
 SELECT id FROM jobq.history WHERE queue = 'retz' ORDER BY id;
 DROP TRIGGER keep ON jobq.history;
-DROP FUNCTION keep();
+DROP FUNCTION refuse();
 SELECT * FROM jobq.reap();
 SELECT count(*) FROM jobq.history WHERE queue = 'retz';
 

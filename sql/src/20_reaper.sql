@@ -18,9 +18,26 @@
 CREATE INDEX history_retention_idx ON jobq.history (queue, finished_at);
 
 /*
+ * _fail_expired(queues, ids, leases): puts the expired leases ids[i] of queues[i] through
+ * jobq.fail(..., 'lease expired', retry => true, leases[i]) in one statement; returns how
+ * many, and the queues that got a job back (pending again).
+ */
+CREATE FUNCTION jobq._fail_expired(queues text[], ids text[], leases uuid[],
+	OUT n integer, OUT woken text[])
+LANGUAGE sql AS $$
+	WITH f AS MATERIALIZED (
+		SELECT c.queue, jobq.fail(c.queue, c.id, 'lease expired', true, c.lease) AS status
+		FROM ROWS FROM (pg_catalog.unnest(queues), pg_catalog.unnest(ids), pg_catalog.unnest(leases))
+			AS c(queue, id, lease))
+	SELECT pg_catalog.count(*)::integer,
+		COALESCE(pg_catalog.array_agg(DISTINCT f.queue) FILTER (WHERE f.status = 'pending'), '{}')
+	FROM f
+$$;
+
+/*
  * _reap_expired(batch): fails up to batch running jobs whose lease expired, with the error
  * event "lease expired"; returns how many. Wakes workers of queues that got jobs back.
- * The batch goes through jobq.fail in one statement. Should one job's transition raise (a
+ * The batch goes through _fail_expired at once. Should one job's transition raise (a
  * trigger of the user's, a statement timeout), the batch goes again one job at a time, each
  * in a subtransaction of its own, and the job that raises is skipped with a WARNING (and
  * tried again at the next tick): one bad job does not stop the reaping of the others.
@@ -34,7 +51,7 @@ DECLARE
 	leases uuid[];
 	n integer;
 	woken text[];
-	st text;
+	f record;
 BEGIN
 	SELECT pg_catalog.array_agg(c.queue), pg_catalog.array_agg(c.id), pg_catalog.array_agg(c.lease)
 	INTO queues, ids, leases
@@ -47,30 +64,22 @@ BEGIN
 		RETURN 0;
 	END IF;
 	BEGIN
-		WITH f AS MATERIALIZED (
-			SELECT c.queue, jobq.fail(c.queue, c.id, 'lease expired', true, c.lease) AS status
-			FROM pg_catalog.unnest(queues, ids, leases) AS c(queue, id, lease))
-		SELECT pg_catalog.count(*)::integer,
-			pg_catalog.array_agg(DISTINCT f.queue) FILTER (WHERE f.status = 'pending')
-		INTO n, woken
-		FROM f;
+		SELECT x.n, x.woken INTO n, woken FROM jobq._fail_expired(queues, ids, leases) x;
 	EXCEPTION WHEN OTHERS THEN
 		n := 0;
 		woken := '{}';
 		FOR i IN 1 .. pg_catalog.cardinality(ids) LOOP
 			BEGIN
-				st := jobq.fail(queues[i], ids[i], 'lease expired', true, leases[i]);
-				n := n + 1;
-				IF st = 'pending' AND NOT queues[i] = ANY (woken) THEN
-					woken := woken || queues[i];
-				END IF;
+				f := jobq._fail_expired(queues[i:i], ids[i:i], leases[i:i]);
+				n := n + f.n;
+				woken := woken || f.woken;
 			EXCEPTION WHEN OTHERS THEN
 				RAISE WARNING 'jobq reaper: the expired lease of job "%" in queue "%" was not reaped: %',
 					ids[i], queues[i], SQLERRM;
 			END;
 		END LOOP;
 	END;
-	PERFORM jobq._notify(w.queue) FROM pg_catalog.unnest(woken) AS w(queue);
+	PERFORM jobq._notify(w.queue) FROM (SELECT DISTINCT u.queue FROM pg_catalog.unnest(woken) AS u(queue)) w;
 	RETURN n;
 END
 $$;

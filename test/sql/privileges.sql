@@ -96,6 +96,7 @@ INSERT INTO priv_calls VALUES
 	('_ended', 'SELECT jobq._ended(''pq'', ''x'')'),
 	('_epoch_ms', 'SELECT jobq._epoch_ms(now())'),
 	('_event', 'SELECT jobq._event(NULL::jobq.jobs, ''info'', ''x'')'),
+	('_fail_expired', 'SELECT * FROM jobq._fail_expired(''{}'', ''{}'', ''{}'')'),
 	('_fail_final', 'SELECT jobq._fail_final(''pq'', ''run1'', ''x'', true, NULL)'),
 	('_harperdb', 'SELECT jobq._harperdb(NULL::jobq.job)'),
 	('_history_purged', 'SELECT jobq._history_purged()'),

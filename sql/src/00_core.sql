@@ -1080,13 +1080,6 @@ CREATE FUNCTION jobq.metrics(openmetrics boolean DEFAULT false) RETURNS text
 LANGUAGE sql STABLE AS $$
 	WITH s AS MATERIALIZED (SELECT * FROM jobq.queue_stats),
 	r AS MATERIALIZED (SELECT jobq._reaper_info() AS i),
-	c (name, help, total) AS (  -- the reaper's counters, while a reaper runs
-		SELECT v.name, v.help, (r.i -> 'totals' ->> v.name)::bigint
-		FROM r, (VALUES (1, 'ticks', 'Ticks of the reaper.'),
-				(2, 'reaped', 'Expired leases the reaper failed (retried or ended).'),
-				(3, 'purged', 'Ended runs the reaper purged after their retention.'),
-				(4, 'errors', 'Ticks of the reaper that raised an error.')) AS v(k, name, help)
-		WHERE (r.i ->> 'present')::boolean),
 	lines (k, sub, line) AS (
 		VALUES (10, '', '# HELP jobq_jobs Jobs of a queue by status (pending: due now; scheduled: waiting for their run_at; finished, failed, cancelled: ended runs kept).'),
 			(11, '', '# TYPE jobq_jobs gauge'),
@@ -1115,12 +1108,16 @@ LANGUAGE sql STABLE AS $$
 		SELECT 42, '', 'jobq_reaper_up ' || COALESCE((r.i ->> 'present')::boolean, false)::integer
 		FROM r
 		UNION ALL
-		SELECT 50, c.name || ' ' || x.k, CASE x.k
-			WHEN 1 THEN pg_catalog.format('# HELP jobq_reaper_%s%s %s', c.name, x.suffix, c.help)
-			WHEN 2 THEN pg_catalog.format('# TYPE jobq_reaper_%s%s counter', c.name, x.suffix)
-			ELSE pg_catalog.format('jobq_reaper_%s_total %s', c.name, c.total) END
-		FROM c, LATERAL (SELECT k, CASE WHEN openmetrics THEN '' ELSE '_total' END
-			FROM pg_catalog.generate_series(1, 3) AS k) AS x(k, suffix)
+		-- the reaper's counters, while a reaper runs: HELP, TYPE and the sample of each
+		SELECT 50, v.name, pg_catalog.format(
+			E'# HELP jobq_reaper_%1$s%2$s %3$s\n# TYPE jobq_reaper_%1$s%2$s counter\njobq_reaper_%1$s_total %4$s',
+			v.name, CASE WHEN openmetrics THEN '' ELSE '_total' END, v.help,
+			(r.i -> 'totals' ->> v.name)::bigint)
+		FROM r, (VALUES ('ticks', 'Ticks of the reaper.'),
+				('reaped', 'Expired leases the reaper failed (retried or ended).'),
+				('purged', 'Ended runs the reaper purged after their retention.'),
+				('errors', 'Ticks of the reaper that raised an error.')) AS v(name, help)
+		WHERE (r.i ->> 'present')::boolean
 		UNION ALL
 		SELECT 90, '', '# EOF' WHERE openmetrics)
 	SELECT pg_catalog.string_agg(l.line, E'\n' ORDER BY l.k, l.sub COLLATE "C") || E'\n' FROM lines l

@@ -214,6 +214,7 @@ extern void jh_header(JhRequest *r, const char *name, const char *value);
 extern void jh_reply(JhRequest *r, int status, const char *content_type,
 					 const char *body, size_t len);
 extern void jh_reply_json(JhRequest *r, int status, const char *json);
+extern char *jh_put_uint(char *p, uint64_t v);
 extern void jh_reply_error(JhRequest *r, int status, const char *sqlstate,
 						   const char *fmt,...) __attribute__((format(printf, 4, 5)));
 extern void jh_reply_pgerror(JhRequest *r, const JhError *e);

@@ -30,9 +30,9 @@ reply_put_str(char *p, const char *s)
 	return reply_put(p, s, strlen(s));
 }
 
-/* Appends v in decimal. */
-static char *
-reply_put_uint(char *p, size_t v)
+/* jh_put_uint: appends v in decimal at p (at most 20 bytes); returns the end. */
+char *
+jh_put_uint(char *p, uint64_t v)
 {
 	char		digits[24];
 	int			n = 0;
@@ -84,7 +84,7 @@ jh_reply(JhRequest *r, int status, const char *content_type, const char *body, s
 		return;					/* nothing can be sent: the connection closes */
 	}
 	p = reply_put(buf, "HTTP/1.1 ", 9);
-	p = reply_put_uint(p, (size_t) status);
+	p = jh_put_uint(p, (uint64_t) status);
 	*p++ = ' ';
 	p = reply_put_str(p, reason);
 	p = reply_put(p, "\r\n", 2);
@@ -97,7 +97,7 @@ jh_reply(JhRequest *r, int status, const char *content_type, const char *body, s
 	if (status != 204 && status != 304)
 	{
 		p = reply_put(p, "Content-Length: ", 16);
-		p = reply_put_uint(p, len);
+		p = jh_put_uint(p, (uint64_t) len);
 		p = reply_put(p, "\r\n", 2);
 	}
 	p = reply_put(p, "Cache-Control: no-store\r\n", 25);

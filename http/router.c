@@ -360,10 +360,7 @@ access_log(const JhRequest *r, int64_t us)
 	char	   *line;
 	char	   *p;
 	char	   *q;
-	char		digits[24];
-	int			nd;
 	int			i;
-	long long	v;
 
 	line = mlen + 512 + 64 <= sizeof(small) ? small : malloc(mlen + 512 + 64);
 	if (line == NULL)
@@ -374,24 +371,10 @@ access_log(const JhRequest *r, int64_t us)
 	*p++ = ' ';
 	for (i = 0; i < 511 && path[i]; i++)
 		*p++ = ((unsigned char) path[i] <= ' ' || path[i] == 0x7f) ? '?' : path[i];
-	for (i = 0; i < 2; i++)
-	{
-		v = i == 0 ? r->status : (long long) us;
-		*p++ = ' ';
-		if (v < 0)
-		{
-			*p++ = '-';
-			v = -v;
-		}
-		nd = 0;
-		do
-		{
-			digits[nd++] = (char) ('0' + v % 10);
-			v /= 10;
-		} while (v > 0);
-		while (nd > 0)
-			*p++ = digits[--nd];
-	}
+	*p++ = ' ';
+	p = jh_put_uint(p, (uint64_t) (r->status > 0 ? r->status : 0));
+	*p++ = ' ';
+	p = jh_put_uint(p, (uint64_t) (us > 0 ? us : 0));
 	*p++ = '\n';
 	/* write(2), not stdio: stderr's lock would be held across the system call */
 	for (q = line; q < p;)

@@ -126,6 +126,17 @@ BEGIN;
 CALL jobq.wait('lm', 'p');
 CALL jobq.wait('lm', 'w', '50 ms');
 ROLLBACK;
+-- What it sleeps on (extension/wake.c): a slot counter that has moved since it was read
+-- returns at once (true); an unchanged one sleeps out its timeout (false); a commit that
+-- ends a job moves its slot's counter; bad arguments are refused.
+SELECT jobq._wake_wait('lm', 'w', jobq._wake_count('lm', 'w') - 1, 30) AS moved;
+SELECT jobq._wake_wait('lm', 'w', jobq._wake_count('lm', 'w'), 0.01) AS unchanged;
+SELECT id FROM jobq.enqueue('lm', id => 'wk');
+SELECT jobq._wake_count('lm', 'wk') AS before \gset
+SELECT (jobq.cancel('lm', 'wk')).status;
+SELECT jobq._wake_count('lm', 'wk') > :before AS moved_by_the_cancel;
+SELECT pg_temp.try($$SELECT jobq._wake_wait('lm', 'w', 0, -1)$$);
+SELECT pg_temp.try($$SELECT jobq._wake_wait('lm', 'w', NULL, 1)$$);
 
 -- 8. views for operators.
 SELECT lease AS w FROM jobq.lease('lm', 'w4') \gset

@@ -136,17 +136,23 @@ jobq_reaper_init(void)
 							   0,
 							   NULL, NULL, NULL);
 
-	if (!process_shared_preload_libraries_in_progress)
-		return;
-
+	/*
+	 * Defined without preload too, where it does nothing, so that a
+	 * jobq.database left in postgresql.conf is not reported as an invalid
+	 * parameter by every backend that loads jobq; PGC_SIGHUP then, since a
+	 * PGC_POSTMASTER variable can only be defined while preloading.
+	 */
 	DefineCustomStringVariable("jobq.database",
 							   "Databases the jobq reaper serves (comma-separated).",
-							   "One reaper per database is started when jobq is in shared_preload_libraries.",
+							   "One reaper per database is started when jobq is in shared_preload_libraries; without it, this does nothing (see jobq.start_reaper()).",
 							   &jobq_reaper_databases,
 							   "postgres",
-							   PGC_POSTMASTER,
+							   process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_SIGHUP,
 							   GUC_LIST_INPUT,
 							   reaper_check_databases, NULL, NULL);
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
 
 	reaper_preloaded = true;
 	prev_shmem_request_hook = shmem_request_hook;

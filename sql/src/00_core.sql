@@ -148,8 +148,13 @@ CREATE UNLOGGED TABLE jobq.jobs_unlogged PARTITION OF jobq.jobs FOR VALUES IN (f
 COMMENT ON TABLE jobq.jobs_persistent IS 'live jobs enqueued with persist => true (WAL-logged)';
 COMMENT ON TABLE jobq.jobs_unlogged IS 'live jobs enqueued with persist => false (UNLOGGED: lost on a crash)';
 
--- What lease scans: waiting jobs only, in lease order.
-CREATE INDEX jobs_pending_idx ON jobq.jobs (queue, priority, run_at, run)
+-- What lease scans: waiting jobs only, in lease order, the queue's by its name's hash. Every
+-- key column has a fixed width, so a B-tree comparison reads each at a cached offset instead
+-- of walking past a text (and comparing texts): an enqueue inserts into this index, and a
+-- lease reads a whole leaf page of it (W2 n = 100: 189 500 -> 177 400 instructions per job,
+-- W1 b100: 63 900 -> 59 700, bench/callgrind.sh). Queues whose names hash alike share a
+-- range of the index; lease also tests queue = $1, so it only reads past the other's jobs.
+CREATE INDEX jobs_pending_idx ON jobq.jobs (pg_catalog.hashtext(queue), priority, run_at, run)
 	WHERE status = 'pending';
 -- What the reaper scans: running jobs by lease expiry.
 CREATE INDEX jobs_running_idx ON jobq.jobs (lease_expires_at)

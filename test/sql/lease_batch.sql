@@ -59,5 +59,25 @@ SELECT queue FROM jobq.resume_queue('capq');
 SELECT count(*) FROM jobq.lease('capq', 'w', 5);
 SELECT count(*) FROM jobq.lease('nosuchq', 'w', 5);
 
+-- Two queues whose names hash alike share a range of jobs_pending_idx (hashtext(queue), ...):
+-- each leases only its own jobs, in its own order, by the fast pick and by the general one
+-- (which an unlogged job brings in).
+SELECT a.n AS qa, b.n AS qb
+FROM (SELECT 'h' || i AS n, hashtext('h' || i) AS h FROM generate_series(1, 300000) i) a
+JOIN (SELECT 'h' || i AS n, hashtext('h' || i) AS h FROM generate_series(1, 300000) i) b
+	ON a.h = b.h AND a.n < b.n
+ORDER BY a.n, b.n LIMIT 1 \gset
+SELECT hashtext(:'qa') = hashtext(:'qb') AS same_hash, :'qa' <> :'qb' AS other_name;
+SELECT count(*) FROM jobq.enqueue_batch(:'qa', '[{"id": "a1", "priority": 2}, {"id": "a2"}, {"id": "a3", "priority": 2}]');
+SELECT count(*) FROM jobq.enqueue_batch(:'qb', '[{"id": "b1", "priority": 1}, {"id": "b2"}, {"id": "b3", "priority": -1}]');
+SELECT queue = :'qb' AS own, id FROM jobq.lease(:'qb', 'w', 2);
+SELECT queue = :'qa' AS own, id FROM jobq.lease(:'qa', 'w', 2);
+SELECT count(*) FROM jobq.enqueue_batch(:'qb', '[{"id": "b4", "persist": false}]');
+SELECT queue = :'qa' AS own, id FROM jobq.lease(:'qa', 'w', 10);
+SELECT queue = :'qb' AS own, id, persist FROM jobq.lease(:'qb', 'w', 10);
+SELECT count(*) FROM jobq.lease(:'qa', 'w', 10);
+SELECT queue = :'qa' AS qa, status, count(*) FROM jobq.jobs WHERE queue IN (:'qa', :'qb') GROUP BY 1, 2 ORDER BY 1, 2;
+
 -- leave nothing behind for the files that follow
-SELECT jobq.drop_queue('bq', force => true), jobq.drop_queue('capq', force => true);
+SELECT jobq.drop_queue('bq', force => true), jobq.drop_queue('capq', force => true),
+	jobq.drop_queue(:'qa', force => true), jobq.drop_queue(:'qb', force => true);

@@ -17,10 +17,10 @@
  *	  run; queue = $1 is tested on the row, for queues whose names hash
  *	  alike) with FOR UPDATE SKIP LOCKED and returns their partition and
  *	  ctid, and the mark, which sets them running with a fresh lease token,
- *	  by TID in each partition. Joining the picked rows back by key instead lets the planner,
- *	  which cannot know n in a generic plan, choose a merge join over the
- *	  whole table: 50 ms per lease with 100 000 jobs, against a few
- *	  microseconds per row by TID. Paused queues yield nothing; a queue with
+ *	  by TID in each partition. Joining the picked rows back by key instead
+ *	  lets the planner, which cannot know n in a generic plan, choose a merge
+ *	  join over the whole table: 50 ms per lease with 100 000 jobs, against a
+ *	  few microseconds per row by TID. Paused queues yield nothing; a queue with
  *	  max_running yields at most its free slots (its leases are serialised,
  *	  see below). The time is passed in as a parameter (the clock at the
  *	  call), so run_at is an index bound.
@@ -140,11 +140,20 @@ static const char *running_sql =
 "SELECT pg_catalog.count(*)::integer FROM jobq.jobs r"
 " WHERE r.queue = $1 AND r.status = 'running'";
 
+/*
+ * The due pending jobs of queue $1 in table alias a at time now, as both picks
+ * test them: hashtext(queue) is jobs_pending_idx's leading key (the same
+ * expression, so the planner matches it), and queue = $1, tested on the row,
+ * leaves out the jobs of a queue whose name hashes alike.
+ */
+#define DUE_PENDING(a, now) \
+"pg_catalog.hashtext(" a ".queue) = pg_catalog.hashtext($1) AND " a ".queue = $1" \
+"  AND " a ".status = 'pending' AND " a ".run_at <= " now
+
 /* Picks and locks up to $2 jobs to lease: their partition and ctid. */
 static const char *pick_sql =
 "SELECT j.persist, j.ctid FROM jobq.jobs j"
-" WHERE pg_catalog.hashtext(j.queue) = pg_catalog.hashtext($1) AND j.queue = $1"
-"  AND j.status = 'pending' AND j.run_at <= $3"
+" WHERE " DUE_PENDING("j", "$3")
 " ORDER BY j.priority, j.run_at, j.run LIMIT $2"
 " FOR UPDATE OF j SKIP LOCKED";
 
@@ -189,8 +198,7 @@ static const char *mark_sql[3] = {
  */
 #define FAST_PICK \
 "ARRAY(SELECT k.ctid FROM jobq.jobs_persistent k" \
-"  WHERE pg_catalog.hashtext(k.queue) = pg_catalog.hashtext($1) AND k.queue = $1" \
-"  AND k.status = 'pending' AND k.run_at <= $5" \
+"  WHERE " DUE_PENDING("k", "$5") \
 "  AND NOT EXISTS (SELECT FROM jobq.queues q WHERE q.queue = $1" \
 "    AND (q.paused OR q.max_running IS NOT NULL))" \
 "  ORDER BY k.priority, k.run_at, k.run LIMIT $2" \

@@ -626,8 +626,8 @@ COMMENT ON FUNCTION jobq.search_jobs_by_start_date(timestamptz, timestamptz) IS
  * job's status and result at that moment. Between looks it sleeps until a transaction that
  * ends a job of the same wake-up slot commits (extension/wake.c), at most a second (without
  * preload, which the slots need: 5 ms doubling up to a second), and it commits before it
- * sleeps, so it holds no snapshot (and no xmin) while it waits; that is
- * why it is a procedure, and why it must be CALLed outside a transaction block (inside
+ * sleeps, so no transaction of it (nor the snapshot and xmin of the sleeping statement)
+ * lasts more than about a second; that is why it is a procedure, and why it must be CALLed outside a transaction block (inside
  * one, it returns at once if the job has ended, else raises 2D000).
  */
 CREATE PROCEDURE jobq.wait(
@@ -671,7 +671,7 @@ BEGIN
 END
 $$;
 COMMENT ON PROCEDURE jobq.wait(text, text, interval, text, jsonb) IS
-	'waits until the job has ended or timeout passes; returns (status, result). Call outside a transaction block: CALL jobq.wait(queue => $1, id => $2, timeout => $3::interval) (the sidecar''s /run does so over libpq in autocommit); it sleeps until the transaction that ends the job commits (at most a second between looks) and commits before it sleeps, so it holds no snapshot';
+	'waits until the job has ended or timeout passes; returns (status, result). Call outside a transaction block: CALL jobq.wait(queue => $1, id => $2, timeout => $3::interval) (the sidecar''s /run does so over libpq in autocommit); it sleeps until the transaction that ends the job commits (at most a second between looks) and commits before it sleeps, so none of its transactions lasts more than about a second';
 
 /* ----------------------------------------------------------------- views */
 

@@ -39,6 +39,7 @@ q "SELECT jobq.complete('np', id, '{\"n\": 1}', lease) FROM jobq.lease('np', 'w'
 expect_eq "$(q "SELECT status || ' ' || result FROM jobq.get('np', 'a')")" 'finished {"n": 1}' \
 	"enqueue, lease and complete work"
 expect_eq "$(q "SELECT jobq._wake_count('np', 'b') IS NULL")" t "no wake-up slots"
+expect_eq "$(q "SELECT jobq._wake_wait('np', 'b', 0, 0.2)")" f "without slots, _wake_wait sleeps out its timeout"
 
 expect_eq "$(q "CALL jobq.wait('np', 'a', '5 s')")" 'finished|{"n": 1}' "wait returns an ended job at once"
 

@@ -27,6 +27,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
+#include "utils/uuid.h"
 
 #include "jobq.h"
 
@@ -183,6 +184,26 @@ jobq_complete(PG_FUNCTION_ARGS)
 	values[5] = running_status();
 	nulls[5] = ' ';
 
+	if (jobq_persistent_only())
+	{
+		bool		lease_null = nulls[3] == 'n';
+		bool		result_null = nulls[2] == 'n';
+		bool		done;
+
+		if (jobq_direct_complete(values[0], 1, &values[1], &values[3], &lease_null,
+								 &values[2], &result_null,
+								 DatumGetTimestampTz(values[4]), &done) >= 0)
+		{
+			if (!done)
+			{
+				SPI_connect();
+				jobq_raise_not_leased(values[0], values[1], values[3], lease_null);
+			}
+			jobq_wake_note(values[0], values[1]);
+			PG_RETURN_VOID();
+		}
+	}
+
 	SPI_connect();
 	if (SPI_execute_plan(jobq_live_plan(plans, complete_sql, 6, argtypes),
 						 values, nulls, false, 0) != SPI_OK_INSERT)
@@ -214,6 +235,49 @@ batch_len(FunctionCallInfo fcinfo, int argno, const char *argname)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not contain nulls", argname)));
 	return ARR_NDIM(a) == 0 ? 0 : ARR_DIMS(a)[0];
+}
+
+/*
+ * complete_batch by direct.c, when it can: the ids completed, in the order
+ * given, into rsinfo. False when the statement must do it.
+ */
+static bool
+complete_batch_direct(FunctionCallInfo fcinfo, int n, Datum now, ReturnSetInfo *rsinfo)
+{
+	Datum	   *ids;
+	Datum	   *leases;
+	Datum	   *results;
+	bool	   *result_nulls;
+	bool	   *lease_nulls = palloc0(sizeof(bool) * n);
+	bool	   *done = palloc(sizeof(bool) * n);
+	int			count;
+
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false, TYPALIGN_INT,
+					  &ids, NULL, &count);
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(2), UUIDOID, UUID_LEN, false, TYPALIGN_CHAR,
+					  &leases, NULL, &count);
+	if (PG_ARGISNULL(3))
+	{
+		results = palloc0(sizeof(Datum) * n);
+		result_nulls = palloc(sizeof(bool) * n);
+		memset(result_nulls, true, sizeof(bool) * n);
+	}
+	else
+		deconstruct_array(PG_GETARG_ARRAYTYPE_P(3), JSONBOID, -1, false, TYPALIGN_INT,
+						  &results, &result_nulls, &count);
+	if (jobq_direct_complete(PG_GETARG_DATUM(0), n, ids, leases, lease_nulls, results,
+							 result_nulls, DatumGetTimestampTz(now), done) < 0)
+		return false;
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull = false;
+
+		if (!done[i])
+			continue;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &ids[i], &isnull);
+		jobq_wake_note(PG_GETARG_DATUM(0), ids[i]);
+	}
+	return true;
 }
 
 /*
@@ -280,6 +344,9 @@ jobq_complete_batch(PG_FUNCTION_ARGS)
 	nulls[3] = PG_ARGISNULL(3) ? 'n' : ' ';
 	values[4] = TimestampTzGetDatum(GetCurrentTimestamp());
 	values[5] = running_status();
+
+	if (jobq_persistent_only() && complete_batch_direct(fcinfo, n, values[4], rsinfo))
+		return (Datum) 0;
 
 	SPI_connect();
 	if (SPI_execute_plan(jobq_live_plan(plans, complete_batch_sql, 6, argtypes),

@@ -15,6 +15,8 @@
 
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "datatype/timestamp.h"
+#include "nodes/execnodes.h"
 
 #define JOBQ_QUEUE_MAXLEN	128
 #define JOBQ_LEASE_MAX		10000
@@ -24,6 +26,17 @@ extern char *jobq_queue_arg(FunctionCallInfo fcinfo, int argno);
 extern char *jobq_id_arg(FunctionCallInfo fcinfo, int argno);
 extern void jobq_check_queue_name(const char *queue);
 extern void jobq_check_positive_interval(Datum interval, const char *argname);
+
+/* lease.c */
+extern Datum jobq_token_datum(void);
+
+/* direct.c: lease and complete without the executor */
+extern int	jobq_direct_lease(Datum queue, Datum worker, bool worker_null, int n,
+							  Datum timeout, bool timeout_null, TimestampTz now,
+							  ReturnSetInfo *rsinfo);
+extern int	jobq_direct_complete(Datum queue, int n, Datum *ids, Datum *leases,
+								 bool *lease_nulls, Datum *results, bool *result_nulls,
+								 TimestampTz now, bool *done);
 
 /* plan.c */
 extern SPIPlanPtr jobq_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes);

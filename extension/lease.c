@@ -3,12 +3,10 @@
  * lease.c
  *	  jobq.lease: hand out up to n due pending jobs of a queue to a worker.
  *
- *	  While no unlogged job exists (jobq_persistent_only), a lease is first
- *	  tried as one statement on jobq.jobs_persistent (fast_sql): the pick as
- *	  an InitPlan, the mark by Tid Scan on the ctids it picked. When that
- *	  leases nothing, the queue's row says why (empty, paused or capped),
- *	  and only a capped queue goes on to a pick; when unlogged jobs exist,
- *	  the general path runs.
+ *	  While no unlogged job exists (jobq_persistent_only), a lease of an
+ *	  uncapped queue is direct.c's: one index scan and an update per job,
+ *	  without the executor. Otherwise (unlogged jobs, a queue capped by
+ *	  max_running, triggers on the live table) the general path runs.
  *
  *	  The general path is three prepared statements: the queue's row
  *	  (paused? capped? a capped queue also takes its lease lock and counts
@@ -73,6 +71,13 @@ id_generator(void)
 Datum
 jobq_token(PG_FUNCTION_ARGS)
 {
+	return jobq_token_datum();
+}
+
+/* A fresh lease token (see jobq_token), palloc'd. */
+Datum
+jobq_token_datum(void)
+{
 	pg_uuid_t  *uuid = palloc(UUID_LEN);
 	uint64		hi = pg_prng_uint64(id_generator());
 	uint64		lo = pg_prng_uint64(id_generator());
@@ -84,7 +89,7 @@ jobq_token(PG_FUNCTION_ARGS)
 	}
 	uuid->data[6] = (uuid->data[6] & 0x0f) | 0x40;	/* version 4 */
 	uuid->data[8] = (uuid->data[8] & 0x3f) | 0x80;	/* RFC 9562 variant */
-	PG_RETURN_UUID_P(uuid);
+	return UUIDPGetDatum(uuid);
 }
 
 /*
@@ -188,24 +193,6 @@ static const char *mark_sql[3] = {
 	" SELECT * FROM p UNION ALL SELECT * FROM u" LEASE_ORDER,
 };
 
-/*
- * A lease of persistent jobs when no unlogged job exists (jobq_persistent_only):
- * pick and mark in one statement on jobq.jobs_persistent, the pick an InitPlan
- * whose ctids the UPDATE takes by Tid Scan, in ctid order: lease_answer puts
- * the rows in lease order (a CTE and a Sort node would cost more to set up
- * than the sort). It leases nothing from a paused or capped queue: the
- * general path below finds out which.
- */
-#define FAST_PICK \
-"ARRAY(SELECT k.ctid FROM jobq.jobs_persistent k" \
-"  WHERE " DUE_PENDING("k", "$5") \
-"  AND NOT EXISTS (SELECT FROM jobq.queues q WHERE q.queue = $1" \
-"    AND (q.paused OR q.max_running IS NOT NULL))" \
-"  ORDER BY k.priority, k.run_at, k.run LIMIT $2" \
-"  FOR UPDATE OF k SKIP LOCKED)"
-
-static const char *fast_sql = LEASE_UPDATE("jobq.jobs_persistent", FAST_PICK);
-
 /* The ctids picked in one partition. */
 typedef struct TidList
 {
@@ -221,54 +208,18 @@ tid_array(TidList *list)
 										   TYPALIGN_SHORT));
 }
 
-/* A leased row (LEASE_UPDATE's RETURNING list) with its lease-order key. */
-typedef struct LeasedRow
+/* The leased rows of the last SPI statement into the function's result. */
+static void
+lease_answer(ReturnSetInfo *rsinfo)
 {
 	Datum		values[15];
 	bool		nulls[15];
-} LeasedRow;
-
-#define LEASED_RUN		2
-#define LEASED_PRIORITY 11
-#define LEASED_RUN_AT	13
-
-/* Lease order: priority, run_at, run (none of them null). */
-static int
-leased_cmp(const void *a, const void *b)
-{
-	const LeasedRow *x = a;
-	const LeasedRow *y = b;
-	int32		px = DatumGetInt32(x->values[LEASED_PRIORITY]);
-	int32		py = DatumGetInt32(y->values[LEASED_PRIORITY]);
-	TimestampTz tx = DatumGetTimestampTz(x->values[LEASED_RUN_AT]);
-	TimestampTz ty = DatumGetTimestampTz(y->values[LEASED_RUN_AT]);
-	int64		rx = DatumGetInt64(x->values[LEASED_RUN]);
-	int64		ry = DatumGetInt64(y->values[LEASED_RUN]);
-
-	if (px != py)
-		return px < py ? -1 : 1;
-	if (tx != ty)
-		return tx < ty ? -1 : 1;
-	return rx < ry ? -1 : rx > ry ? 1 : 0;
-}
-
-/*
- * The leased rows of the last SPI statement into the function's result, put
- * in lease order first when sort is set.
- */
-static void
-lease_answer(ReturnSetInfo *rsinfo, bool sort)
-{
-	LeasedRow  *rows = palloc(sizeof(LeasedRow) * SPI_processed);
 
 	for (uint64 i = 0; i < SPI_processed; i++)
-		heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
-						  rows[i].values, rows[i].nulls);
-	if (sort && SPI_processed > 1)
-		qsort(rows, SPI_processed, sizeof(LeasedRow), leased_cmp);
-	for (uint64 i = 0; i < SPI_processed; i++)
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, rows[i].values,
-							 rows[i].nulls);
+	{
+		heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, values, nulls);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
 }
 
 /*
@@ -280,7 +231,6 @@ lease_answer(ReturnSetInfo *rsinfo, bool sort)
 Datum
 jobq_lease(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr fast_plan = NULL;
 	static SPIPlanPtr queue_plan = NULL;
 	static SPIPlanPtr running_plan = NULL;
 	static SPIPlanPtr pick_plan = NULL;
@@ -301,7 +251,6 @@ jobq_lease(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int32		n;
 	uint64		i;
-	bool		tried_fast = false;
 
 	jobq_queue_arg(fcinfo, 0);
 	if (PG_ARGISNULL(2))
@@ -326,26 +275,12 @@ jobq_lease(PG_FUNCTION_ARGS)
 	nulls[3] = PG_ARGISNULL(3) ? 'n' : ' ';
 	values[4] = TimestampTzGetDatum(GetCurrentTimestamp());
 
+	if (jobq_persistent_only() &&
+		jobq_direct_lease(values[0], values[1], nulls[1] == 'n', n, values[3],
+						  nulls[3] == 'n', DatumGetTimestampTz(values[4]), rsinfo) >= 0)
+		return (Datum) 0;
+
 	SPI_connect();
-
-	if (jobq_persistent_only())
-	{
-		Oid			fast_types[5] = {TEXTOID, INT4OID, TEXTOID, INTERVALOID, TIMESTAMPTZOID};
-		Datum		fast_args[5] = {values[0], values[2], values[1], values[3], values[4]};
-		char		fast_nulls[5] = {' ', ' ', nulls[1], nulls[3], ' '};
-
-		jobq_plan(&fast_plan, fast_sql, 5, fast_types);
-		if (SPI_execute_plan(fast_plan, fast_args, fast_nulls, false, 0) !=
-			SPI_OK_UPDATE_RETURNING)
-			elog(ERROR, "jobq: lease failed");
-		if (SPI_processed > 0)
-		{
-			lease_answer(rsinfo, true);
-			SPI_finish();
-			return (Datum) 0;
-		}
-		tried_fast = true;
-	}
 
 	/*
 	 * A queue capped by max_running: leases of it are serialised by a
@@ -365,12 +300,6 @@ jobq_lease(PG_FUNCTION_ARGS)
 		return (Datum) 0;
 	}
 	cap = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-	if (isnull && tried_fast)
-	{
-		/* uncapped and unpaused: the fast pick found every due job there is */
-		SPI_finish();
-		return (Datum) 0;
-	}
 	if (!isnull)
 	{
 		int32		free_slots = DatumGetInt32(cap);
@@ -428,7 +357,7 @@ jobq_lease(PG_FUNCTION_ARGS)
 	jobq_plan(&mark_plans[which], mark_sql[which], 5, mark_types);
 	if (SPI_execute_plan(mark_plans[which], mark_args, mark_nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "jobq: lease failed");
-	lease_answer(rsinfo, false);
+	lease_answer(rsinfo);
 	SPI_finish();
 	return (Datum) 0;
 }

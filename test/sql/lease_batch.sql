@@ -60,7 +60,7 @@ SELECT count(*) FROM jobq.lease('capq', 'w', 5);
 SELECT count(*) FROM jobq.lease('nosuchq', 'w', 5);
 
 -- Two queues whose names hash alike share a range of jobs_pending_idx (hashtext(queue), ...):
--- each leases only its own jobs, in its own order, by the fast pick and by the general one
+-- each leases only its own jobs, in its own order, by the direct lease and by the general one
 -- (which an unlogged job brings in).
 SELECT a.n AS qa, b.n AS qb
 FROM (SELECT 'h' || i AS n, hashtext('h' || i) AS h FROM generate_series(1, 300000) i) a

@@ -54,26 +54,26 @@ q "VACUUM ANALYZE jobq.jobs_persistent"
 out=$(psql -X -qAt -v ON_ERROR_STOP=1 <<<"$hot_calls") || die "hot-path calls after VACUUM ANALYZE failed: $out"
 check_hot "$out" "plans made after VACUUM ANALYZE of 100 000 jobs"
 
-# With no unlogged job (the partition has no pages) a lease is one statement on
-# jobq.jobs_persistent (lease.c): it answers in lease order, and a paused or capped queue
+# With no unlogged job (the partition has no pages) a lease is direct.c's, on
+# jobq.jobs_persistent: it answers in lease order, and a paused or capped queue
 # goes the general way.
-expect_eq "$(q "SELECT pg_relation_size('jobq.jobs_unlogged')")" "0" "no unlogged job: the fast lease"
+expect_eq "$(q "SELECT pg_relation_size('jobq.jobs_unlogged')")" "0" "no unlogged job: the direct lease"
 q "SELECT jobq.create_queue('ord')" >/dev/null
 q "SELECT count(*) FROM jobq.enqueue_batch('ord', '[{\"priority\": 5}, {\"priority\": 1}, {\"priority\": 3}, {\"priority\": 1}]')" >/dev/null
 expect_eq "$(q "SELECT string_agg(priority::text, ' ') FROM jobq.lease('ord', 'w', 10)")" \
-	"1 1 3 5" "fast lease: priority order, whatever the rows' order on disk"
+	"1 1 3 5" "direct lease: priority order, whatever the rows' order on disk"
 expect_eq "$(q "SELECT count(*) FROM jobq.jobs WHERE queue = 'ord' AND status = 'running' AND lease IS NOT NULL")" "4" \
-	"fast lease: all four running, each with a token"
+	"direct lease: all four running, each with a token"
 q "SELECT jobq.create_queue('paused')" >/dev/null
 q "SELECT count(*) FROM jobq.enqueue_batch('paused', '[{}, {}]')" >/dev/null
 q "SELECT jobq.pause_queue('paused')" >/dev/null
-expect_eq "$(q "SELECT count(*) FROM jobq.lease('paused', 'w', 10)")" "0" "fast lease: a paused queue leases nothing"
+expect_eq "$(q "SELECT count(*) FROM jobq.lease('paused', 'w', 10)")" "0" "direct lease: a paused queue leases nothing"
 q "SELECT jobq.create_queue('capped', max_running => 2)" >/dev/null
 q "SELECT count(*) FROM jobq.enqueue_batch('capped', '[{}, {}, {}, {}, {}]')" >/dev/null
-expect_eq "$(q "SELECT count(*) FROM jobq.lease('capped', 'w', 10)")" "2" "fast lease: a capped queue leases up to its cap"
-expect_eq "$(q "SELECT count(*) FROM jobq.lease('capped', 'w', 10)")" "0" "fast lease: a full capped queue leases nothing"
+expect_eq "$(q "SELECT count(*) FROM jobq.lease('capped', 'w', 10)")" "2" "direct lease: a capped queue leases up to its cap"
+expect_eq "$(q "SELECT count(*) FROM jobq.lease('capped', 'w', 10)")" "0" "direct lease: a full capped queue leases nothing"
 expect_eq "$(q "SELECT pg_relation_size('jobq.jobs_unlogged')")" "0" "still no unlogged job"
-# An empty uncapped queue: the fast pick found nothing, the queue's row says it is neither
+# An empty uncapped queue: the direct scan found nothing, the queue's row says it is neither
 # paused nor capped, and no second pick runs (one scan of the pending jobs' index, not two).
 out=$(psql -X -qAt -v ON_ERROR_STOP=1 <<'SQL'
 BEGIN;
@@ -84,5 +84,5 @@ SELECT 'pendscans ' || pg_stat_get_xact_numscans(i.inhrelid) FROM pg_inherits i
 COMMIT;
 SQL
 ) || die "lease of an empty queue failed: $out"
-expect_eq "$(echo "$out" | grep '^leased')" "leased 0" "fast lease: an empty queue leases nothing"
-expect_eq "$(echo "$out" | grep '^pendscans')" "pendscans 1" "fast lease: an empty queue costs one pick"
+expect_eq "$(echo "$out" | grep '^leased')" "leased 0" "direct lease: an empty queue leases nothing"
+expect_eq "$(echo "$out" | grep '^pendscans')" "pendscans 1" "direct lease: an empty queue costs one pick"

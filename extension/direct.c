@@ -1,0 +1,577 @@
+/*-------------------------------------------------------------------------
+ *
+ * direct.c
+ *	  The hot path without the executor: lease and complete of persistent
+ *	  jobs (jobq.jobs_persistent) through the table and index access
+ *	  methods, as PostgreSQL's logical replication applies rows.
+ *
+ *	  A statement run by SPI sets up its plan's every node, expression and
+ *	  tuple descriptor at each call, then tears them down: for a lease or a
+ *	  completion of one job that is most of its cost (bench/callgrind.sh,
+ *	  W2 n = 1: jobq_lease 278 000 and jobq_complete 192 000 instructions per
+ *	  job). Here a lease is one scan of jobs_pending_idx, an update of each
+ *	  row it takes and that row's index entries; a completion is a look-up
+ *	  by key, a delete, and the history row with its index entries.
+ *
+ *	  What it does is what the statements in lease.c and finish.c do:
+ *	  - lease: the queue's due pending jobs in lease order (priority, run_at,
+ *	    run), each taken by an update that does not wait (heap_update with
+ *	    wait = false, as FOR UPDATE SKIP LOCKED): a job locked or changed by
+ *	    another transaction since the scan's snapshot is skipped, so no job
+ *	    is leased twice, and none is lost (it stays pending, or was leased).
+ *	  - complete: the running job under the given token, deleted (waiting
+ *	    for a concurrent writer, as DELETE does; under READ COMMITTED the
+ *	    job is then looked up again in a fresh snapshot, as DELETE
+ *	    re-checks the row's newest version), and its finished run inserted
+ *	    into jobq.history with the same columns as FINISHED_INSERT.
+ *
+ *	  Either gives way to the statements (returns -1) when a table has
+ *	  triggers that these calls would have fired: they would not fire
+ *	  here. The callers run it only while no unlogged job exists
+ *	  (jobq_persistent_only), so every live job is in jobq.jobs_persistent.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/partition.h"
+#include "catalog/pg_collation_d.h"
+#include "executor/executor.h"
+#include "nodes/makefuncs.h"
+#include "storage/bufmgr.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "jobq.h"
+
+/* The columns of jobq.jobs the hot path reads or writes. */
+typedef enum JobCol
+{
+	C_QUEUE, C_ID, C_RUN, C_VERSION, C_STATUS, C_PAYLOAD, C_STATE, C_RESULT,
+	C_PRIORITY, C_RUN_AT, C_TIMEOUT, C_MAX_RETRIES, C_ATTEMPT, C_LEASE,
+	C_LEASE_EXPIRES_AT, C_WORKER, C_PROGRESS, C_PERSIST, C_CREATED_AT,
+	C_STARTED_AT, C_UPDATED_AT, C_FINISHED_AT, C_NCOLS
+} JobCol;
+
+static const char *const job_col_names[C_NCOLS] = {
+	"queue", "id", "run", "version", "status", "payload", "state", "result",
+	"priority", "run_at", "timeout", "max_retries", "attempt", "lease",
+	"lease_expires_at", "worker", "progress", "persist", "created_at",
+	"started_at", "updated_at", "finished_at"
+};
+
+/* jobq.leased, the row lease returns, column by column. */
+static const JobCol leased_cols[15] = {
+	C_QUEUE, C_ID, C_RUN, C_VERSION, C_ATTEMPT, C_LEASE, C_PAYLOAD, C_STATE,
+	C_TIMEOUT, C_LEASE_EXPIRES_AT, C_MAX_RETRIES, C_PRIORITY, C_PERSIST,
+	C_RUN_AT, C_CREATED_AT
+};
+
+/* The attribute number of column name in desc, or 0. */
+static AttrNumber
+find_col(TupleDesc desc, const char *name)
+{
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return i + 1;
+	}
+	return 0;
+}
+
+/* Whether cached attribute number a still names column name in desc. */
+static bool
+col_is(TupleDesc desc, AttrNumber a, const char *name)
+{
+	return a > 0 && a <= desc->natts && !TupleDescAttr(desc, a - 1)->attisdropped &&
+		strcmp(NameStr(TupleDescAttr(desc, a - 1)->attname), name) == 0;
+}
+
+/*
+ * The jobq.jobs_persistent columns, as 0-based positions into a slot's
+ * values. Attribute numbers are looked up once per backend and checked by
+ * name at each call: a column keeps its number for its life.
+ */
+static void
+job_columns(TupleDesc desc, int *pos)
+{
+	static AttrNumber cached[C_NCOLS];
+
+	for (int c = 0; c < C_NCOLS; c++)
+	{
+		if (!col_is(desc, cached[c], job_col_names[c]))
+		{
+			cached[c] = find_col(desc, job_col_names[c]);
+			if (cached[c] == 0)
+				elog(ERROR, "jobq: jobq.jobs has no column \"%s\"", job_col_names[c]);
+		}
+		pos[c] = cached[c] - 1;
+	}
+}
+
+/* A relation of schema jobq, by name. */
+static Oid
+jobq_relid(const char *name)
+{
+	Oid			relid = get_relname_relid(name, get_namespace_oid("jobq", false));
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "jobq: relation jobq.%s is missing", name);
+	return relid;
+}
+
+/* Whether text datum t is the ASCII string s. */
+static bool
+text_is(Datum t, const char *s)
+{
+	text	   *v = DatumGetTextPP(t);
+	size_t		len = strlen(s);
+
+	return VARSIZE_ANY_EXHDR(v) == len && memcmp(VARDATA_ANY(v), s, len) == 0;
+}
+
+static bool
+text_eq(Datum a, Datum b)
+{
+	text	   *x = DatumGetTextPP(a);
+	text	   *y = DatumGetTextPP(b);
+
+	return VARSIZE_ANY_EXHDR(x) == VARSIZE_ANY_EXHDR(y) &&
+		memcmp(VARDATA_ANY(x), VARDATA_ANY(y), VARSIZE_ANY_EXHDR(x)) == 0;
+}
+
+/*
+ * A relation rows are written to, with what ExecInsertIndexTuples needs: a
+ * result relation with its indexes open, in an executor state of its own.
+ * updated lists the columns an update changes (attribute numbers offset by
+ * FirstLowInvalidHeapAttributeNumber, as a range table entry has them): an
+ * index whose key they leave alone gets the "unchanged" hint, which lets
+ * the B-tree delete the old versions' entries bottom-up, as for an UPDATE.
+ */
+typedef struct Target
+{
+	Relation	rel;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	TupleTableSlot *slot;
+} Target;
+
+static void
+target_open(Target *t, Relation rel, Bitmapset *updated)
+{
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+
+	t->rel = rel;
+	t->estate = CreateExecutorState();
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(rel);
+	rte->relkind = rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	rte->updatedCols = updated;
+	ExecInitRangeTable(t->estate, list_make1(rte));
+	t->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(t->rri, rel, 1, NULL, 0);
+	t->estate->es_output_cid = GetCurrentCommandId(true);
+	ExecOpenIndices(t->rri, false);
+	t->slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
+}
+
+static void
+target_close(Target *t)
+{
+	ExecDropSingleTupleTableSlot(t->slot);
+	ExecCloseIndices(t->rri);
+	FreeExecutorState(t->estate);
+}
+
+/*
+ * Whether the queue may be leased from here: true with *paused, when
+ * jobq.queues has the queue and it is not capped by max_running; false
+ * when it is capped or missing (the statements' path says which).
+ */
+static bool
+queue_uncapped(Datum queue, Snapshot snapshot, bool *paused)
+{
+	static AttrNumber a_paused = 0;
+	static AttrNumber a_cap = 0;
+	Relation	rel = table_open(jobq_relid("queues"), AccessShareLock);
+	Relation	idx = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	IndexScanDesc scan;
+	ScanKeyData key;
+	bool		ok = false;
+
+	if (!col_is(desc, a_paused, "paused"))
+		a_paused = find_col(desc, "paused");
+	if (!col_is(desc, a_cap, "max_running"))
+		a_cap = find_col(desc, "max_running");
+	if (a_paused == 0 || a_cap == 0)
+		elog(ERROR, "jobq: jobq.queues lacks paused or max_running");
+
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ, queue);
+	scan = index_beginscan(rel, idx, snapshot, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	if (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+
+		*paused = DatumGetBool(slot_getattr(slot, a_paused, &isnull));
+		(void) slot_getattr(slot, a_cap, &isnull);
+		ok = isnull;
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return ok;
+}
+
+/*
+ * jobs_persistent's partition of jobq.jobs_pending_idx: found through
+ * pg_inherits once per backend, then checked to still be one of the table's
+ * indexes (a REINDEX CONCURRENTLY or a new extension replaces it).
+ */
+static Oid
+pending_index(Relation rel)
+{
+	static Oid	cached = InvalidOid;
+	List	   *indexes = RelationGetIndexList(rel);
+
+	if (!list_member_oid(indexes, cached))
+		cached = index_get_partition(rel, jobq_relid("jobs_pending_idx"));
+	list_free(indexes);
+	return cached;
+}
+
+/*
+ * jobq_direct_lease: leases up to n due jobs of queue from
+ * jobq.jobs_persistent to worker, with timeout (NULL: each job's own) at
+ * time now, into rsinfo's tuple store in lease order. Returns how many it
+ * leased (0 as well for a paused or missing queue), or -1 when the
+ * statements must do it: the queue is capped by max_running, or the table
+ * has triggers.
+ */
+int
+jobq_direct_lease(Datum queue, Datum worker, bool worker_null, int n, Datum timeout,
+				  bool timeout_null, TimestampTz now, ReturnSetInfo *rsinfo)
+{
+	Relation	rel;
+	Oid			pending;
+	Relation	idx;
+	Target		t;
+	Snapshot	snapshot;
+	TupleTableSlot *old;
+	IndexScanDesc scan;
+	ScanKeyData keys[2];
+	Bitmapset  *updated = NULL;
+	int			pos[C_NCOLS];
+	int			natts;
+	Datum	   *values;
+	bool	   *nulls;
+	bool		paused = false;
+	int			leased = 0;
+	static const JobCol changed[] = {C_STATUS, C_ATTEMPT, C_LEASE, C_WORKER, C_TIMEOUT,
+	C_LEASE_EXPIRES_AT, C_STARTED_AT, C_UPDATED_AT};
+
+	PushActiveSnapshot(GetTransactionSnapshot());
+	snapshot = GetActiveSnapshot();
+	if (!queue_uncapped(queue, snapshot, &paused) || paused)
+	{
+		PopActiveSnapshot();
+		return paused ? 0 : -1;
+	}
+
+	rel = table_open(jobq_relid("jobs_persistent"), RowExclusiveLock);
+	pending = rel->trigdesc == NULL ? pending_index(rel) : InvalidOid;
+	if (!OidIsValid(pending))
+	{
+		table_close(rel, RowExclusiveLock);
+		PopActiveSnapshot();
+		return -1;
+	}
+	natts = RelationGetDescr(rel)->natts;
+	job_columns(RelationGetDescr(rel), pos);
+	for (size_t c = 0; c < lengthof(changed); c++)
+		updated = bms_add_member(updated,
+								 pos[changed[c]] + 1 - FirstLowInvalidHeapAttributeNumber);
+	target_open(&t, rel, updated);
+	idx = index_open(pending, AccessShareLock);
+	old = table_slot_create(rel, NULL);
+	values = palloc(sizeof(Datum) * natts);
+	nulls = palloc(sizeof(bool) * natts);
+
+	/* jobs_pending_idx: (hashtext(queue), priority, run_at, run) WHERE pending */
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT4EQ,
+				DirectFunctionCall1Coll(hashtext, C_COLLATION_OID, queue));
+	ScanKeyInit(&keys[1], 3, BTLessEqualStrategyNumber, F_TIMESTAMPTZ_LE,
+				TimestampTzGetDatum(now));
+	scan = index_beginscan(rel, idx, snapshot, 2, 0);
+	index_rescan(scan, keys, 2, NULL, 0);
+	while (leased < n && index_getnext_slot(scan, ForwardScanDirection, old))
+	{
+		TM_FailureData tmfd;
+		TM_Result	r;
+		LockTupleMode lockmode;
+		bool		update_indexes;
+		Datum		row[lengthof(leased_cols)];
+		bool		rownulls[lengthof(leased_cols)];
+
+		slot_getallattrs(old);
+		/* a queue whose name hashes alike shares the range */
+		if (!text_eq(old->tts_values[pos[C_QUEUE]], queue) ||
+			!text_is(old->tts_values[pos[C_STATUS]], "pending"))
+			continue;
+
+		memcpy(values, old->tts_values, sizeof(Datum) * natts);
+		memcpy(nulls, old->tts_isnull, sizeof(bool) * natts);
+		values[pos[C_STATUS]] = CStringGetTextDatum("running");
+		values[pos[C_ATTEMPT]] = Int32GetDatum(DatumGetInt32(values[pos[C_ATTEMPT]]) + 1);
+		values[pos[C_LEASE]] = jobq_token_datum();
+		nulls[pos[C_LEASE]] = false;
+		values[pos[C_WORKER]] = worker;
+		nulls[pos[C_WORKER]] = worker_null;
+		if (!timeout_null)
+			values[pos[C_TIMEOUT]] = timeout;
+		values[pos[C_LEASE_EXPIRES_AT]] =
+			DirectFunctionCall2(timestamptz_pl_interval, TimestampTzGetDatum(now),
+								values[pos[C_TIMEOUT]]);
+		nulls[pos[C_LEASE_EXPIRES_AT]] = false;
+		values[pos[C_STARTED_AT]] = values[pos[C_UPDATED_AT]] = TimestampTzGetDatum(now);
+		nulls[pos[C_STARTED_AT]] = nulls[pos[C_UPDATED_AT]] = false;
+
+		ExecClearTuple(t.slot);
+		memcpy(t.slot->tts_values, values, sizeof(Datum) * natts);
+		memcpy(t.slot->tts_isnull, nulls, sizeof(bool) * natts);
+		ExecStoreVirtualTuple(t.slot);
+		r = table_tuple_update(rel, &old->tts_tid, t.slot, t.estate->es_output_cid,
+							   snapshot, InvalidSnapshot, false, &tmfd, &lockmode,
+							   &update_indexes);
+		if (r == TM_BeingModified && TransactionIdIsCurrentTransactionId(tmfd.xmax))
+		{
+			/* locked by this transaction (SELECT ... FOR UPDATE): ours to take */
+			r = table_tuple_update(rel, &old->tts_tid, t.slot, t.estate->es_output_cid,
+								   snapshot, InvalidSnapshot, true, &tmfd, &lockmode,
+								   &update_indexes);
+		}
+		if (r != TM_Ok)
+			continue;			/* locked or changed by another: SKIP LOCKED */
+		if (update_indexes)
+			ExecInsertIndexTuples(t.rri, t.slot, t.estate, true, false, NULL, NIL);
+		ResetPerTupleExprContext(t.estate);
+
+		for (size_t c = 0; c < lengthof(leased_cols); c++)
+		{
+			row[c] = values[pos[leased_cols[c]]];
+			rownulls[c] = nulls[pos[leased_cols[c]]];
+		}
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, rownulls);
+		leased++;
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(old);
+	index_close(idx, AccessShareLock);
+	target_close(&t);
+	table_close(rel, NoLock);	/* locked until the end of the transaction */
+	PopActiveSnapshot();
+	CommandCounterIncrement();
+	return leased;
+}
+
+/*
+ * For each column of jobq.history, the position of the jobq.jobs column of
+ * its name in a jobs slot, or -1 (deleted_at). Built once per backend and
+ * checked by name at each call.
+ */
+static const int *
+history_map(TupleDesc hdesc, TupleDesc jdesc)
+{
+	static int *map = NULL;
+	static int	mapped = 0;
+	bool		ok = map != NULL && mapped == hdesc->natts;
+
+	for (int i = 0; ok && i < hdesc->natts; i++)
+	{
+		Form_pg_attribute h = TupleDescAttr(hdesc, i);
+
+		if (map[i] >= 0)
+			ok = !h->attisdropped && col_is(jdesc, map[i] + 1, NameStr(h->attname));
+		else
+			ok = h->attisdropped || find_col(jdesc, NameStr(h->attname)) == 0;
+	}
+	if (!ok)
+	{
+		int		   *m = MemoryContextAlloc(TopMemoryContext, sizeof(int) * hdesc->natts);
+
+		for (int i = 0; i < hdesc->natts; i++)
+		{
+			Form_pg_attribute h = TupleDescAttr(hdesc, i);
+
+			m[i] = h->attisdropped ? -1 : find_col(jdesc, NameStr(h->attname)) - 1;
+		}
+		if (map)
+			pfree(map);
+		map = m;
+		mapped = hdesc->natts;
+	}
+	return map;
+}
+
+/* Whether inserts into rel fire triggers. */
+static bool
+insert_triggers(Relation rel)
+{
+	TriggerDesc *td = rel->trigdesc;
+
+	return td != NULL &&
+		(td->trig_insert_before_row || td->trig_insert_after_row ||
+		 td->trig_insert_instead_row || td->trig_insert_before_statement ||
+		 td->trig_insert_after_statement || td->trig_insert_new_table);
+}
+
+/*
+ * jobq_direct_complete: finishes each of the n jobs ids[i] of queue that is
+ * running under lease leases[i] (any lease when lease_nulls[i]) with result
+ * results[i]: deletes it from jobq.jobs_persistent and inserts its finished
+ * run into jobq.history, at time now. Sets done[i] for each job finished
+ * (a job named twice is finished once). Returns how many it finished, or -1
+ * when the statements must do it (triggers).
+ */
+int
+jobq_direct_complete(Datum queue, int n, Datum *ids, Datum *leases, bool *lease_nulls,
+					 Datum *results, bool *result_nulls, TimestampTz now, bool *done)
+{
+	Relation	rel;
+	Relation	hrel;
+	Relation	pkey;
+	Target		h;
+	TupleTableSlot *old;
+	IndexScanDesc scan;
+	ScanKeyData keys[3];
+	int			pos[C_NCOLS];
+	const int  *map;
+	int			hnatts;
+	int			finished = 0;
+	int			h_status,
+				h_result,
+				h_progress,
+				h_updated,
+				h_finished,
+				h_lease,
+				h_expires;
+
+	rel = table_open(jobq_relid("jobs_persistent"), RowExclusiveLock);
+	hrel = table_open(jobq_relid("history"), RowExclusiveLock);
+	if (rel->trigdesc != NULL || insert_triggers(hrel))
+	{
+		table_close(hrel, RowExclusiveLock);
+		table_close(rel, RowExclusiveLock);
+		return -1;
+	}
+	job_columns(RelationGetDescr(rel), pos);
+	map = history_map(RelationGetDescr(hrel), RelationGetDescr(rel));
+	hnatts = RelationGetDescr(hrel)->natts;
+	/* the history columns a finished run does not copy from the job */
+	h_status = find_col(RelationGetDescr(hrel), "status") - 1;
+	h_result = find_col(RelationGetDescr(hrel), "result") - 1;
+	h_progress = find_col(RelationGetDescr(hrel), "progress") - 1;
+	h_updated = find_col(RelationGetDescr(hrel), "updated_at") - 1;
+	h_finished = find_col(RelationGetDescr(hrel), "finished_at") - 1;
+	h_lease = find_col(RelationGetDescr(hrel), "lease") - 1;
+	h_expires = find_col(RelationGetDescr(hrel), "lease_expires_at") - 1;
+
+	target_open(&h, hrel, NULL);
+	pkey = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
+	old = table_slot_create(rel, NULL);
+	PushActiveSnapshot(GetTransactionSnapshot());
+
+	/* the primary key: (queue, id, persist) */
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ, queue);
+	ScanKeyInit(&keys[2], 3, BTEqualStrategyNumber, F_BOOLEQ, BoolGetDatum(true));
+	scan = index_beginscan(rel, pkey, GetActiveSnapshot(), 3, 0);
+	for (int i = 0; i < n; i++)
+	{
+		TM_FailureData tmfd;
+		TM_Result	r;
+
+		done[i] = false;
+again:
+		ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_TEXTEQ, ids[i]);
+		index_rescan(scan, keys, 3, NULL, 0);
+		if (!index_getnext_slot(scan, ForwardScanDirection, old))
+			continue;
+		slot_getallattrs(old);
+		if (!text_is(old->tts_values[pos[C_STATUS]], "running") ||
+			(!lease_nulls[i] &&
+			 (old->tts_isnull[pos[C_LEASE]] ||
+			  !DatumGetBool(DirectFunctionCall2(uuid_eq, old->tts_values[pos[C_LEASE]],
+												leases[i])))))
+			continue;
+		r = table_tuple_delete(rel, &old->tts_tid, h.estate->es_output_cid,
+							   GetActiveSnapshot(), InvalidSnapshot, true, &tmfd, false);
+		if (r == TM_Updated || r == TM_Deleted)
+		{
+			/*
+			 * Changed by a transaction that committed while we waited for it
+			 * (a heartbeat, the reaper, a new lease): look again, in a
+			 * snapshot that sees the change, as DELETE re-checks the newest
+			 * version under READ COMMITTED.
+			 */
+			if (IsolationUsesXactSnapshot())
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						 errmsg("could not serialize access due to concurrent update")));
+			index_endscan(scan);
+			PopActiveSnapshot();
+			PushActiveSnapshot(GetLatestSnapshot());
+			scan = index_beginscan(rel, pkey, GetActiveSnapshot(), 3, 0);
+			goto again;
+		}
+		if (r != TM_Ok)
+			continue;			/* deleted by this very call: named twice */
+
+		ExecClearTuple(h.slot);
+		for (int a = 0; a < hnatts; a++)
+		{
+			h.slot->tts_values[a] = map[a] >= 0 ? old->tts_values[map[a]] : (Datum) 0;
+			h.slot->tts_isnull[a] = map[a] >= 0 ? old->tts_isnull[map[a]] : true;
+		}
+		h.slot->tts_values[h_status] = CStringGetTextDatum("finished");
+		h.slot->tts_isnull[h_status] = false;
+		h.slot->tts_values[h_result] = results[i];
+		h.slot->tts_isnull[h_result] = result_nulls[i];
+		h.slot->tts_values[h_progress] = Float4GetDatum(100);
+		h.slot->tts_isnull[h_progress] = false;
+		h.slot->tts_values[h_updated] = h.slot->tts_values[h_finished] = TimestampTzGetDatum(now);
+		h.slot->tts_isnull[h_updated] = h.slot->tts_isnull[h_finished] = false;
+		h.slot->tts_isnull[h_lease] = h.slot->tts_isnull[h_expires] = true;
+		ExecStoreVirtualTuple(h.slot);
+		table_tuple_insert(hrel, h.slot, h.estate->es_output_cid, 0, NULL);
+		ExecInsertIndexTuples(h.rri, h.slot, h.estate, false, false, NULL, NIL);
+		ResetPerTupleExprContext(h.estate);
+		done[i] = true;
+		finished++;
+	}
+	index_endscan(scan);
+	PopActiveSnapshot();
+	ExecDropSingleTupleTableSlot(old);
+	index_close(pkey, AccessShareLock);
+	target_close(&h);
+	table_close(hrel, NoLock);
+	table_close(rel, NoLock);
+	CommandCounterIncrement();
+	return finished;
+}

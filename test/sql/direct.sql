@@ -1,0 +1,145 @@
+-- direct: lease and complete without the executor (extension/direct.c), taken while no
+-- unlogged job exists. They must write what the statements (the general path, which an
+-- unlogged job or a trigger brings in) write, keep every index whole, and give way to the
+-- statements when the tables have triggers.
+\set VERBOSITY terse
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS jobq CASCADE;
+CREATE EXTENSION jobq;
+CREATE EXTENSION IF NOT EXISTS amcheck;
+RESET client_min_messages;
+
+SELECT queue FROM jobq.create_queue('dq', timeout => '1 minute');
+SELECT pg_relation_size('jobq.jobs_unlogged') AS unlogged_pages;     -- 0: the direct path
+
+------------------------------------------------------------ the same rows either way
+SELECT count(*) FROM jobq.enqueue_batch('dq', '[{"id": "d1", "payload": {"n": 1}, "priority": 3},
+	{"id": "s1", "payload": {"n": 1}, "priority": 3}]');
+-- d1 leased and completed directly
+CREATE TEMP TABLE ld AS SELECT * FROM jobq.lease('dq', 'wd', 1, timeout => '2 minutes');
+CREATE TEMP TABLE jd AS SELECT * FROM jobq.jobs WHERE queue = 'dq' AND id = 'd1';
+SELECT jobq.complete('dq', 'd1', '{"ok": true}', (SELECT lease FROM ld));
+-- an unlogged job elsewhere: s1 goes the statements' way
+SELECT (jobq.enqueue('dq_u', id => 'u', persist => false)).status;
+SELECT pg_relation_size('jobq.jobs_unlogged') > 0 AS unlogged_pages;
+CREATE TEMP TABLE ls AS SELECT * FROM jobq.lease('dq', 'ws', 1, timeout => '2 minutes');
+CREATE TEMP TABLE js AS SELECT * FROM jobq.jobs WHERE queue = 'dq' AND id = 's1';
+SELECT jobq.complete('dq', 's1', '{"ok": true}', (SELECT lease FROM ls));
+SELECT jobq.complete('dq_u', 'u', NULL, (SELECT lease FROM jobq.lease('dq_u', 'w', 1)));
+-- what lease returned, what it wrote to the live row, and the finished run in the history:
+-- alike but for the id, the worker's name, the token and the times
+SELECT ld.id, ls.id, (ld.queue, ld.version, ld.attempt, ld.payload, ld.state, ld.timeout,
+		ld.max_retries, ld.priority, ld.persist, ld.lease_expires_at - ld.run_at > '1 minute')
+	IS NOT DISTINCT FROM (ls.queue, ls.version, ls.attempt, ls.payload, ls.state, ls.timeout,
+		ls.max_retries, ls.priority, ls.persist, ls.lease_expires_at - ls.run_at > '1 minute')
+	AS same_answer FROM ld, ls;
+SELECT (jd.status, jd.desired_status, jd.attempt, jd.timeout, jd.lease_expires_at - jd.started_at,
+		jd.started_at = jd.updated_at, jd.worker, jd.lease IS NOT NULL, jd.progress, jd.result)
+	IS NOT DISTINCT FROM (js.status, js.desired_status, js.attempt, js.timeout,
+		js.lease_expires_at - js.started_at, js.started_at = js.updated_at,
+		replace(js.worker, 'ws', 'wd'), js.lease IS NOT NULL, js.progress, js.result)
+	AS same_live_row, jd.status, jd.worker, jd.lease = ld.lease AS token_returned
+FROM jd, js, ld;
+SELECT h.id, h.status, h.attempt, h.progress, h.result, h.worker, h.lease, h.lease_expires_at,
+	h.finished_at = h.updated_at AS ended_at_once, h.started_at IS NOT NULL AS started,
+	h.run = j.run AS same_run, h.deleted_at
+FROM jobq.history h JOIN (SELECT * FROM jd UNION ALL SELECT * FROM js) j USING (queue, id)
+ORDER BY h.id;
+SELECT (SELECT row_to_json(x)::jsonb - '{id,run,worker,created_at,started_at,updated_at,finished_at,run_at}'::text[]
+		FROM jobq.history x WHERE queue = 'dq' AND id = 'd1')
+	= (SELECT row_to_json(x)::jsonb - '{id,run,worker,created_at,started_at,updated_at,finished_at,run_at}'::text[]
+		FROM jobq.history x WHERE queue = 'dq' AND id = 's1') AS same_history_row;
+SELECT jobq.drop_queue('dq_u', force => true);
+VACUUM jobq.jobs_unlogged;
+SELECT pg_relation_size('jobq.jobs_unlogged') AS unlogged_pages;
+
+------------------------------------------------------------ fencing, as the statements do
+SELECT count(*) FROM jobq.enqueue_batch('dq', '[{"id": "f1"}, {"id": "f2"}, {"id": "f3"}]');
+CREATE TEMP TABLE lf AS SELECT id, lease FROM jobq.lease('dq', 'w', 3);
+SELECT jobq.complete('dq', 'f1', NULL, gen_random_uuid());          -- 55000 stale
+\echo :LAST_ERROR_SQLSTATE
+SELECT jobq.complete('dq', 'nope', NULL, NULL);                      -- P0002
+\echo :LAST_ERROR_SQLSTATE
+SELECT jobq.complete('dq', 'f1', NULL, NULL);                        -- any token
+-- f2 named twice is finished once; f1 is no longer running; f3 under a stale token
+SELECT * FROM jobq.complete_batch('dq', ARRAY['f2', 'f2', 'f1', 'f3'],
+	ARRAY[(SELECT lease FROM lf WHERE id = 'f2'), (SELECT lease FROM lf WHERE id = 'f2'),
+		(SELECT lease FROM lf WHERE id = 'f1'), gen_random_uuid()]);
+SELECT id, status FROM jobq.jobs WHERE queue = 'dq' ORDER BY id;
+SELECT id, status FROM jobq.history WHERE queue = 'dq' AND id LIKE 'f%' ORDER BY id;
+
+-- a row this transaction locked itself is leased (FOR UPDATE SKIP LOCKED skips only others')
+SELECT count(*) FROM jobq.enqueue_batch('dq', '[{"id": "o1"}]');
+BEGIN;
+SELECT id FROM jobq.jobs WHERE queue = 'dq' AND id = 'o1' FOR UPDATE;
+SELECT id, attempt FROM jobq.lease('dq', 'w', 5);
+COMMIT;
+-- a lease taken and completed in one transaction; a rolled back one leaves the job pending
+BEGIN;
+SELECT count(*) FROM jobq.enqueue_batch('dq', '[{"id": "t1"}]');
+SELECT count(jobq.complete('dq', id, NULL, lease)) FROM jobq.lease('dq', 'w', 5);
+COMMIT;
+SELECT count(*) FROM jobq.enqueue_batch('dq', '[{"id": "r1"}]');
+BEGIN;
+SELECT id FROM jobq.lease('dq', 'w', 5);
+ROLLBACK;
+SELECT id, status, attempt FROM jobq.jobs WHERE queue = 'dq' ORDER BY id;
+
+------------------------------------------------------------ triggers: the statements run
+CREATE TABLE trig_log (tbl text, op text, id text);
+CREATE FUNCTION log_row() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO public.trig_log VALUES (TG_TABLE_NAME, TG_OP,
+		CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END);
+	RETURN NULL;
+END $$;
+CREATE TRIGGER log_live AFTER UPDATE OR DELETE ON jobq.jobs_persistent
+	FOR EACH ROW EXECUTE FUNCTION log_row();
+SELECT count(jobq.complete('dq', id, NULL, lease)) FROM jobq.lease('dq', 'w', 5);
+DROP TRIGGER log_live ON jobq.jobs_persistent;
+CREATE TRIGGER log_history AFTER INSERT ON jobq.history
+	FOR EACH ROW EXECUTE FUNCTION log_row();
+SELECT count(*) FROM jobq.enqueue_batch('dq', '[{"id": "g1"}, {"id": "g2"}]');
+WITH l AS (SELECT id, lease FROM jobq.lease('dq', 'w', 2))
+SELECT count(*) FROM jobq.complete_batch('dq', (SELECT array_agg(id) FROM l),
+	(SELECT array_agg(lease) FROM l));
+DROP TRIGGER log_history ON jobq.history;
+SELECT * FROM trig_log ORDER BY tbl, id, op;
+
+------------------------------------------------------------ every index whole
+-- 2 000 jobs through the direct path in leases of 1 to 100, half completed one by one,
+-- half in batches, with payloads big enough to be stored out of line (TOAST)
+SELECT count(*) FROM jobq.enqueue_batch('dq', (SELECT jsonb_agg(jsonb_build_object(
+	'payload', jsonb_build_object('i', i, 'pad', CASE WHEN i % 100 = 0
+		THEN (SELECT string_agg(md5(k::text), '') FROM generate_series(1, 400) k) END),
+	'priority', i % 3)) FROM generate_series(1, 2000) i));
+DO $$
+DECLARE
+	k int := 0;
+	ids text[];
+	leases uuid[];
+BEGIN
+	WHILE EXISTS (SELECT FROM jobq.jobs WHERE queue = 'dq' AND status = 'pending') LOOP
+		k := k + 1;
+		IF k % 2 = 0 THEN
+			PERFORM jobq.complete('dq', id, NULL, lease) FROM jobq.lease('dq', 'w', 1 + k % 100);
+		ELSE
+			SELECT array_agg(id), array_agg(lease) INTO ids, leases
+			FROM jobq.lease('dq', 'w', 1 + k % 100);
+			PERFORM count(*) FROM jobq.complete_batch('dq', ids, leases);
+		END IF;
+	END LOOP;
+END $$;
+SELECT count(*) AS live, (SELECT count(*) FROM jobq.history WHERE queue = 'dq') AS finished
+FROM jobq.jobs WHERE queue = 'dq';
+SELECT count(*) AS toasted_payloads_kept FROM jobq.history
+WHERE queue = 'dq' AND length(payload ->> 'pad') = 12800;
+-- amcheck: each B-tree is ordered and holds an entry for every row it should
+SELECT c.relname, bt_index_parent_check(c.oid, heapallindexed => true)::text = '' AS whole
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+WHERE i.indrelid IN ('jobq.jobs_persistent'::regclass, 'jobq.history'::regclass)
+ORDER BY c.relname;
+
+SELECT jobq.drop_queue('dq', force => true);
+DROP TABLE trig_log;
+DROP FUNCTION log_row();

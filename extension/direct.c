@@ -35,6 +35,7 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -45,6 +46,7 @@
 #include "executor/executor.h"
 #include "nodes/makefuncs.h"
 #include "storage/bufmgr.h"
+#include "storage/procarray.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -258,6 +260,29 @@ pending_index(Relation rel)
 }
 
 /*
+ * Whether the row in slot (just fetched through the index) is being leased
+ * or changed by another transaction still in progress: a concurrent lease
+ * that took it after this scan's snapshot. Skipping it here spares building
+ * its new version for an update that would not wait for it anyway. The
+ * header is read without the buffer's content lock, so this is a hint only:
+ * whatever it misses, the update finds out.
+ */
+static bool
+taken_by_other(TupleTableSlot *slot)
+{
+	HeapTupleHeader h;
+	TransactionId xmax;
+
+	Assert(TTS_IS_BUFFERTUPLE(slot));
+	h = ((BufferHeapTupleTableSlot *) slot)->base.tuple->t_data;
+	xmax = HeapTupleHeaderGetRawXmax(h);
+
+	return !(h->t_infomask & (HEAP_XMAX_INVALID | HEAP_XMAX_IS_MULTI)) &&
+		TransactionIdIsNormal(xmax) && !TransactionIdIsCurrentTransactionId(xmax) &&
+		TransactionIdIsInProgress(xmax);
+}
+
+/*
  * jobq_direct_lease: leases up to n due jobs of queue from
  * jobq.jobs_persistent to worker, with timeout (NULL: each job's own) at
  * time now, into rsinfo's tuple store in lease order. Returns how many it
@@ -333,7 +358,8 @@ jobq_direct_lease(Datum queue, Datum worker, bool worker_null, int n, Datum time
 		slot_getallattrs(old);
 		/* a queue whose name hashes alike shares the range */
 		if (!text_eq(old->tts_values[pos[C_QUEUE]], queue) ||
-			!text_is(old->tts_values[pos[C_STATUS]], "pending"))
+			!text_is(old->tts_values[pos[C_STATUS]], "pending") ||
+			taken_by_other(old))
 			continue;
 
 		memcpy(values, old->tts_values, sizeof(Datum) * natts);
@@ -443,6 +469,29 @@ insert_triggers(Relation rel)
 }
 
 /*
+ * The scan keys that find job (queue, id) by jobs_persistent's primary key,
+ * whose columns are queue, id and persist in some order.
+ */
+static void
+key_scankeys(Relation pkey, const int *pos, Datum queue, Datum id, ScanKey keys)
+{
+	if (pkey->rd_index->indnkeyatts != 3)
+		elog(ERROR, "jobq: unexpected primary key of jobq.jobs");
+	for (int k = 0; k < 3; k++)
+	{
+		int			col = pkey->rd_index->indkey.values[k] - 1;
+
+		if (col == pos[C_QUEUE] || col == pos[C_ID])
+			ScanKeyInit(&keys[k], k + 1, BTEqualStrategyNumber, F_TEXTEQ,
+						col == pos[C_ID] ? id : queue);
+		else if (col == pos[C_PERSIST])
+			ScanKeyInit(&keys[k], k + 1, BTEqualStrategyNumber, F_BOOLEQ, BoolGetDatum(true));
+		else
+			elog(ERROR, "jobq: unexpected primary key of jobq.jobs");
+	}
+}
+
+/*
  * jobq_direct_complete: finishes each of the n jobs ids[i] of queue that is
  * running under lease leases[i] (any lease when lease_nulls[i]) with result
  * results[i]: deletes it from jobq.jobs_persistent and inserts its finished
@@ -498,9 +547,6 @@ jobq_direct_complete(Datum queue, int n, Datum *ids, Datum *leases, bool *lease_
 	old = table_slot_create(rel, NULL);
 	PushActiveSnapshot(GetTransactionSnapshot());
 
-	/* the primary key: (queue, id, persist) */
-	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ, queue);
-	ScanKeyInit(&keys[2], 3, BTEqualStrategyNumber, F_BOOLEQ, BoolGetDatum(true));
 	scan = index_beginscan(rel, pkey, GetActiveSnapshot(), 3, 0);
 	for (int i = 0; i < n; i++)
 	{
@@ -509,7 +555,7 @@ jobq_direct_complete(Datum queue, int n, Datum *ids, Datum *leases, bool *lease_
 
 		done[i] = false;
 again:
-		ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_TEXTEQ, ids[i]);
+		key_scankeys(pkey, pos, queue, ids[i], keys);
 		index_rescan(scan, keys, 3, NULL, 0);
 		if (!index_getnext_slot(scan, ForwardScanDirection, old))
 			continue;

@@ -564,7 +564,7 @@ $$;
 /*
  * get_job(id): HarperDB's get_job. A job id without its queue may exist in several queues:
  * one row per queue holding it (its live job, else its latest run), oldest first. Probes
- * each queue's (queue, id) index, so it needs no index on id alone.
+ * each queue's job by the key (id, queue, ...) of the live jobs and of the history.
  */
 CREATE FUNCTION jobq.get_job(id text) RETURNS SETOF jobq.harperdb_job
 LANGUAGE sql STABLE AS $$

@@ -120,7 +120,7 @@ DECLARE
 	candidates tid[];
 	n integer;
 BEGIN
-	-- Candidates by row address: the history's key leads with (queue, id), not run.
+	-- Candidates by row address: the history's key leads with (id, queue), not run.
 	SELECT pg_catalog.array_agg(x.ctid) INTO candidates FROM (
 		SELECT h.ctid FROM jobq.queues q
 		CROSS JOIN LATERAL (

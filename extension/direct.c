@@ -44,6 +44,7 @@
 #include "catalog/partition.h"
 #include "catalog/pg_collation_d.h"
 #include "executor/executor.h"
+#include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "storage/bufmgr.h"
 #include "storage/procarray.h"
@@ -312,6 +313,8 @@ jobq_direct_lease(Datum queue, Datum worker, bool worker_null, int n, Datum time
 	static const JobCol changed[] = {C_STATUS, C_ATTEMPT, C_LEASE, C_WORKER, C_TIMEOUT,
 	C_LEASE_EXPIRES_AT, C_STARTED_AT, C_UPDATED_AT};
 
+	/* what the executor checks before an UPDATE, the statements' way */
+	PreventCommandIfReadOnly("UPDATE");
 	PushActiveSnapshot(GetTransactionSnapshot());
 	snapshot = GetActiveSnapshot();
 	if (!queue_uncapped(queue, snapshot, &paused) || paused)
@@ -522,6 +525,7 @@ jobq_direct_complete(Datum queue, int n, Datum *ids, Datum *leases, bool *lease_
 				h_lease,
 				h_expires;
 
+	PreventCommandIfReadOnly("INSERT");	/* as the statement (WITH ... DELETE) INSERT */
 	rel = table_open(jobq_relid("jobs_persistent"), RowExclusiveLock);
 	hrel = table_open(jobq_relid("history"), RowExclusiveLock);
 	if (rel->trigdesc != NULL || insert_triggers(hrel))
@@ -541,6 +545,9 @@ jobq_direct_complete(Datum queue, int n, Datum *ids, Datum *leases, bool *lease_
 	h_finished = find_col(RelationGetDescr(hrel), "finished_at") - 1;
 	h_lease = find_col(RelationGetDescr(hrel), "lease") - 1;
 	h_expires = find_col(RelationGetDescr(hrel), "lease_expires_at") - 1;
+	if (h_status < 0 || h_result < 0 || h_progress < 0 || h_updated < 0 || h_finished < 0 ||
+		h_lease < 0 || h_expires < 0)
+		elog(ERROR, "jobq: jobq.history lacks a column of a finished run");
 
 	target_open(&h, hrel, NULL);
 	pkey = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);

@@ -6,6 +6,8 @@
  *
  *	  Each is one prepared statement keyed by (queue, id) that acts only on a
  *	  running job whose lease token matches (any token when none is given).
+ *	  While no unlogged job exists, complete and complete_batch do the same
+ *	  without the executor (direct.c) unless the tables have triggers.
  *	  When it touches no row, jobq_raise_not_leased says why (P0002 or 55000)
  *	  and nothing has changed; a heartbeat carrying the token of a version
  *	  retired by jobq.update or a rollback gets that version's status instead,

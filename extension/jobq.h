@@ -2,9 +2,9 @@
  *
  * jobq.h
  *	  Declarations shared by jobq's C files: the SQL-callable hot path
- *	  (lease.c, finish.c), argument checks (args.c), prepared-plan cache
- *	  (plan.c), GUCs and _PG_init (jobq.c), and the background worker
- *	  (bgworker/).
+ *	  (lease.c, finish.c; direct.c without the executor), argument checks
+ *	  (args.c), prepared-plan cache (plan.c), GUCs and _PG_init (jobq.c), and
+ *	  the background worker (bgworker/).
  *
  *-------------------------------------------------------------------------
  */

@@ -85,6 +85,22 @@ SELECT id FROM jobq.lease('dq', 'w', 5);
 ROLLBACK;
 SELECT id, status, attempt FROM jobq.jobs WHERE queue = 'dq' ORDER BY id;
 
+-- nothing is written in a read-only transaction (25006), as the statements refuse
+SELECT (jobq.enqueue('dro', id => 'ro')).status;
+BEGIN READ ONLY;
+SELECT id FROM jobq.lease('dro', 'w', 5);
+ROLLBACK;
+CREATE TEMP TABLE lro AS SELECT id, lease FROM jobq.lease('dro', 'w', 5);
+BEGIN READ ONLY;
+SELECT jobq.complete('dro', 'ro', NULL, (SELECT lease FROM lro));
+ROLLBACK;
+BEGIN READ ONLY;
+SELECT count(*) FROM jobq.complete_batch('dro', ARRAY['ro'], ARRAY[(SELECT lease FROM lro)]);
+ROLLBACK;
+SELECT jobq.complete('dro', 'ro', NULL, (SELECT lease FROM lro));
+SELECT id, status FROM jobq.history WHERE queue = 'dro';
+SELECT jobq.drop_queue('dro');
+
 ------------------------------------------------------------ triggers: the statements run
 CREATE TABLE trig_log (tbl text, op text, id text);
 CREATE FUNCTION log_row() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -3,7 +3,9 @@
  * reaper.c
  *	  The jobq reaper: a background worker per database that gives jobs
  *	  whose lease expired back to their queue (or fails them) and purges
- *	  ended runs older than their queue's retention.
+ *	  ended runs older than their queue's retention; now and then it also
+ *	  rebuilds bloated indexes (jobq.compact) and vacuums the live tables
+ *	  when they hold many dead rows (reaper_vacuum).
  *
  *	  Registration: when jobq is in shared_preload_libraries, _PG_init calls
  *	  jobq_reaper_init, which defines the GUCs, installs the shared-memory
@@ -41,7 +43,9 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/vacuum.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -51,8 +55,11 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/shmem.h"
+#include "nodes/makefuncs.h"
 #include "tcop/tcopprot.h"
+#include "utils/acl.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -69,6 +76,7 @@ char	   *jobq_reaper_databases = NULL;	/* jobq.database */
 int			jobq_reaper_interval = 1000;	/* jobq.reaper_interval, ms */
 int			jobq_reaper_batch = 1000;	/* jobq.reaper_batch */
 int			jobq_compact_interval = 60000;	/* jobq.compact_interval, ms; 0: never */
+int			jobq_vacuum_interval = 10000;	/* jobq.vacuum_interval, ms; 0: never */
 char	   *jobq_reaper_role = NULL;	/* jobq.reaper_role; empty: bootstrap superuser */
 
 /* Set in the postmaster when loaded by shared_preload_libraries. */
@@ -89,6 +97,8 @@ static void reaper_register_static(void);
 static void reaper_tick(bool *waiting_logged);
 static bool reaper_run_batch(const char *sql, int batch, bool *ready, int64 *reaped,
 							 int64 *purged);
+static bool reaper_vacuum(void);
+static void reaper_error(MemoryContext cxt);
 static bool reaper_extension_ready(void);
 static bool reaper_stop_requested(void);
 
@@ -123,6 +133,15 @@ jobq_reaper_init(void)
 							"jobq.compact() rebuilds indexes of jobq's small tables that a long-held snapshot left bloated.",
 							&jobq_compact_interval,
 							60000, 0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("jobq.vacuum_interval",
+							"Time between the reaper's looks for dead rows in jobq's live tables (0: never).",
+							"A live table with more than 1000 + 10% of its live rows dead is vacuumed at once, without waiting for autovacuum_naptime; the reaper's role must own it (the bootstrap superuser does).",
+							&jobq_vacuum_interval,
+							10000, 0, INT_MAX,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
@@ -352,6 +371,7 @@ static void
 reaper_tick(bool *waiting_logged)
 {
 	static TimestampTz last_compact = 0;
+	static TimestampTz last_vacuum = 0;
 
 	int64		reaped = 0;
 	int64		purged = 0;
@@ -401,6 +421,21 @@ reaper_tick(bool *waiting_logged)
 							(int) rebuilt, my_dbname)));
 	}
 
+	/*
+	 * Now and then, vacuum the live tables that hold many dead rows. A busy
+	 * queue leaves two dead row versions and their index entries per job;
+	 * autovacuum visits a database at most once per autovacuum_naptime (a
+	 * minute), and a B-tree keeps the pages it grew to in between (W5 of
+	 * bench/).
+	 */
+	if (ready && errors == 0 && jobq_vacuum_interval > 0 &&
+		TimestampDifferenceExceeds(last_vacuum, GetCurrentTimestamp(), jobq_vacuum_interval))
+	{
+		last_vacuum = GetCurrentTimestamp();
+		if (!reaper_vacuum())
+			errors++;
+	}
+
 	if (!ready && errors == 0 && !*waiting_logged)
 	{
 		ereport(LOG,
@@ -430,6 +465,29 @@ reaper_tick(bool *waiting_logged)
 	my_slot->total_purged += purged;
 	my_slot->total_errors += errors;
 	SpinLockRelease(&my_shared->mutex);
+}
+
+/*
+ * reaper_error: in a PG_CATCH block, logs the error, aborts the transaction
+ * and records the error in the slot; cxt is the memory context to go back to.
+ */
+static void
+reaper_error(MemoryContext cxt)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	EmitErrorReport();
+	FlushErrorState();
+	AbortCurrentTransaction();
+
+	SpinLockAcquire(&my_shared->mutex);
+	strlcpy(my_slot->last_error, edata->message ? edata->message : "unknown error",
+			REAPER_ERRLEN);
+	my_slot->last_error_at = GetCurrentTimestamp();
+	SpinLockRelease(&my_shared->mutex);
+	FreeErrorData(edata);
 }
 
 /*
@@ -477,26 +535,92 @@ reaper_run_batch(const char *sql, int batch, bool *ready, int64 *reaped, int64 *
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
-
-		SpinLockAcquire(&my_shared->mutex);
-		strlcpy(my_slot->last_error, edata->message ? edata->message : "unknown error",
-				REAPER_ERRLEN);
-		my_slot->last_error_at = GetCurrentTimestamp();
-		SpinLockRelease(&my_shared->mutex);
-		FreeErrorData(edata);
+		reaper_error(cxt);
 		ok = false;
 	}
 	PG_END_TRY();
 	/* commit and abort leave TopMemoryContext current */
 	MemoryContextSwitchTo(cxt);
 
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return ok;
+}
+
+/*
+ * reaper_vacuum: VACUUMs jobq.jobs_persistent and jobq.jobs_unlogged when
+ * more than REAPER_VACUUM_BASE + REAPER_VACUUM_SCALE of their live rows are
+ * dead (the statistics' counts), skipping a table another VACUUM holds or
+ * that the reaper's role does not own. VACUUM runs in transactions of its
+ * own, as for the VACUUM command at top level. Returns false after an error,
+ * which has been logged and recorded in the slot.
+ */
+#define REAPER_VACUUM_BASE	1000
+#define REAPER_VACUUM_SCALE	0.1
+
+static bool
+reaper_vacuum(void)
+{
+	static const char *const tables[] = {"jobs_persistent", "jobs_unlogged"};
+	MemoryContext cxt = CurrentMemoryContext;
+	MemoryContext vcxt = AllocSetContextCreate(TopMemoryContext, "jobq reaper vacuum",
+											   ALLOCSET_DEFAULT_SIZES);
+	volatile bool ok = true;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		Oid			nsp = get_namespace_oid("jobq", true);
+		List	   *rels = NIL;
+
+		for (int i = 0; i < lengthof(tables) && OidIsValid(nsp); i++)
+		{
+			Oid			relid = get_relname_relid(tables[i], nsp);
+			PgStat_StatTabEntry *st;
+
+			if (!OidIsValid(relid) || !pg_class_ownercheck(relid, GetUserId()))
+				continue;
+			st = pgstat_fetch_stat_tabentry(relid);
+			if (st != NULL &&
+				st->n_dead_tuples > REAPER_VACUUM_BASE + REAPER_VACUUM_SCALE * st->n_live_tuples)
+			{
+				/* kept across the transactions VACUUM commits */
+				MemoryContext old = MemoryContextSwitchTo(vcxt);
+
+				rels = lappend(rels, makeVacuumRelation(NULL, relid, NIL));
+				MemoryContextSwitchTo(old);
+			}
+		}
+		if (rels != NIL)
+		{
+			VacuumParams params;
+
+			memset(&params, 0, sizeof(params));
+			params.options = VACOPT_VACUUM | VACOPT_SKIP_LOCKED;
+			params.freeze_min_age = params.freeze_table_age = -1;
+			params.multixact_freeze_min_age = params.multixact_freeze_table_age = -1;
+			params.is_wraparound = false;
+			params.log_min_duration = -1;
+			params.index_cleanup = VACOPTVALUE_UNSPECIFIED;
+			params.truncate = VACOPTVALUE_UNSPECIFIED;
+			params.nworkers = -1;	/* no parallel workers */
+			pgstat_report_activity(STATE_RUNNING, "VACUUM (jobq live tables)");
+			PortalContext = vcxt;
+			vacuum(rels, &params, NULL, true);
+			PortalContext = NULL;
+		}
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		PortalContext = NULL;
+		reaper_error(cxt);
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	MemoryContextDelete(vcxt);
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return ok;

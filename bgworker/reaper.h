@@ -58,6 +58,7 @@ extern char *jobq_reaper_databases;
 extern int	jobq_reaper_interval;
 extern int	jobq_reaper_batch;
 extern int	jobq_compact_interval;
+extern int	jobq_vacuum_interval;
 extern char *jobq_reaper_role;
 extern void reaper_fill_worker(BackgroundWorker *worker, const char *dbname, Oid dboid);
 

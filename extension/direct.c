@@ -339,8 +339,6 @@ jobq_direct_lease(Datum queue, Datum worker, bool worker_null, int n, Datum time
 	target_open(&t, rel, updated);
 	idx = index_open(pending, AccessShareLock);
 	old = table_slot_create(rel, NULL);
-	values = palloc(sizeof(Datum) * natts);
-	nulls = palloc(sizeof(bool) * natts);
 
 	/* jobs_pending_idx: (hashtext(queue), priority, run_at, run) WHERE pending */
 	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT4EQ,
@@ -365,6 +363,9 @@ jobq_direct_lease(Datum queue, Datum worker, bool worker_null, int n, Datum time
 			taken_by_other(old))
 			continue;
 
+		ExecClearTuple(t.slot);
+		values = t.slot->tts_values;
+		nulls = t.slot->tts_isnull;
 		memcpy(values, old->tts_values, sizeof(Datum) * natts);
 		memcpy(nulls, old->tts_isnull, sizeof(bool) * natts);
 		values[pos[C_STATUS]] = CStringGetTextDatum("running");
@@ -381,10 +382,12 @@ jobq_direct_lease(Datum queue, Datum worker, bool worker_null, int n, Datum time
 		nulls[pos[C_LEASE_EXPIRES_AT]] = false;
 		values[pos[C_STARTED_AT]] = values[pos[C_UPDATED_AT]] = TimestampTzGetDatum(now);
 		nulls[pos[C_STARTED_AT]] = nulls[pos[C_UPDATED_AT]] = false;
-
-		ExecClearTuple(t.slot);
-		memcpy(t.slot->tts_values, values, sizeof(Datum) * natts);
-		memcpy(t.slot->tts_isnull, nulls, sizeof(bool) * natts);
+		/* the answer, taken before the update materialises the slot */
+		for (size_t c = 0; c < lengthof(leased_cols); c++)
+		{
+			row[c] = values[pos[leased_cols[c]]];
+			rownulls[c] = nulls[pos[leased_cols[c]]];
+		}
 		ExecStoreVirtualTuple(t.slot);
 		r = table_tuple_update(rel, &old->tts_tid, t.slot, t.estate->es_output_cid,
 							   snapshot, InvalidSnapshot, false, &tmfd, &lockmode,
@@ -401,12 +404,6 @@ jobq_direct_lease(Datum queue, Datum worker, bool worker_null, int n, Datum time
 		if (update_indexes)
 			ExecInsertIndexTuples(t.rri, t.slot, t.estate, true, false, NULL, NIL);
 		ResetPerTupleExprContext(t.estate);
-
-		for (size_t c = 0; c < lengthof(leased_cols); c++)
-		{
-			row[c] = values[pos[leased_cols[c]]];
-			rownulls[c] = nulls[pos[leased_cols[c]]];
-		}
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, rownulls);
 		leased++;
 	}
@@ -421,42 +418,66 @@ jobq_direct_lease(Datum queue, Datum worker, bool worker_null, int n, Datum time
 }
 
 /*
- * For each column of jobq.history, the position of the jobq.jobs column of
- * its name in a jobs slot, or -1 (deleted_at). Built once per backend and
- * checked by name at each call.
+ * What a finished run takes from the job: for each column of jobq.history,
+ * the position of the jobq.jobs column of its name in a jobs slot, or -1
+ * (deleted_at); and the positions of the history columns a finished run
+ * sets itself. Built once per backend and checked by name at each call.
  */
-static const int *
-history_map(TupleDesc hdesc, TupleDesc jdesc)
+typedef struct HistoryCols
 {
-	static int *map = NULL;
-	static int	mapped = 0;
-	bool		ok = map != NULL && mapped == hdesc->natts;
+	int		   *map;
+	int			natts;
+	int			status,
+				result,
+				progress,
+				updated,
+				finished,
+				lease,
+				expires;
+} HistoryCols;
+
+static const HistoryCols *
+history_cols(TupleDesc hdesc, TupleDesc jdesc)
+{
+	static HistoryCols hc = {NULL, 0};
+	bool		ok = hc.map != NULL && hc.natts == hdesc->natts;
 
 	for (int i = 0; ok && i < hdesc->natts; i++)
 	{
 		Form_pg_attribute h = TupleDescAttr(hdesc, i);
 
-		if (map[i] >= 0)
-			ok = !h->attisdropped && col_is(jdesc, map[i] + 1, NameStr(h->attname));
+		if (hc.map[i] >= 0)
+			ok = !h->attisdropped && col_is(jdesc, hc.map[i] + 1, NameStr(h->attname));
 		else
 			ok = h->attisdropped || find_col(jdesc, NameStr(h->attname)) == 0;
 	}
 	if (!ok)
 	{
-		int		   *m = MemoryContextAlloc(TopMemoryContext, sizeof(int) * hdesc->natts);
-
+		if (hc.map)
+			pfree(hc.map);
+		hc.map = MemoryContextAlloc(TopMemoryContext, sizeof(int) * hdesc->natts);
+		hc.natts = hdesc->natts;
 		for (int i = 0; i < hdesc->natts; i++)
 		{
 			Form_pg_attribute h = TupleDescAttr(hdesc, i);
 
-			m[i] = h->attisdropped ? -1 : find_col(jdesc, NameStr(h->attname)) - 1;
+			hc.map[i] = h->attisdropped ? -1 : find_col(jdesc, NameStr(h->attname)) - 1;
 		}
-		if (map)
-			pfree(map);
-		map = m;
-		mapped = hdesc->natts;
+		hc.status = find_col(hdesc, "status") - 1;
+		hc.result = find_col(hdesc, "result") - 1;
+		hc.progress = find_col(hdesc, "progress") - 1;
+		hc.updated = find_col(hdesc, "updated_at") - 1;
+		hc.finished = find_col(hdesc, "finished_at") - 1;
+		hc.lease = find_col(hdesc, "lease") - 1;
+		hc.expires = find_col(hdesc, "lease_expires_at") - 1;
+		if (hc.status < 0 || hc.result < 0 || hc.progress < 0 || hc.updated < 0 ||
+			hc.finished < 0 || hc.lease < 0 || hc.expires < 0)
+		{
+			hc.natts = 0;		/* not valid: look again next time */
+			elog(ERROR, "jobq: jobq.history lacks a column of a finished run");
+		}
 	}
-	return map;
+	return &hc;
 }
 
 /* Whether inserts into rel fire triggers. */
@@ -472,12 +493,15 @@ insert_triggers(Relation rel)
 }
 
 /*
- * The scan keys that find job (queue, id) by jobs_persistent's primary key,
- * whose columns are queue, id and persist in some order.
+ * The scan keys that find a job of queue by jobs_persistent's primary key,
+ * whose columns are queue, id and persist in some order. Returns the key
+ * whose argument is the id, for the caller to set.
  */
-static void
-key_scankeys(Relation pkey, const int *pos, Datum queue, Datum id, ScanKey keys)
+static int
+key_scankeys(Relation pkey, const int *pos, Datum queue, ScanKey keys)
 {
+	int			id_key = -1;
+
 	if (pkey->rd_index->indnkeyatts != 3)
 		elog(ERROR, "jobq: unexpected primary key of jobq.jobs");
 	for (int k = 0; k < 3; k++)
@@ -485,13 +509,15 @@ key_scankeys(Relation pkey, const int *pos, Datum queue, Datum id, ScanKey keys)
 		int			col = pkey->rd_index->indkey.values[k] - 1;
 
 		if (col == pos[C_QUEUE] || col == pos[C_ID])
-			ScanKeyInit(&keys[k], k + 1, BTEqualStrategyNumber, F_TEXTEQ,
-						col == pos[C_ID] ? id : queue);
+			ScanKeyInit(&keys[k], k + 1, BTEqualStrategyNumber, F_TEXTEQ, queue);
 		else if (col == pos[C_PERSIST])
 			ScanKeyInit(&keys[k], k + 1, BTEqualStrategyNumber, F_BOOLEQ, BoolGetDatum(true));
 		else
 			elog(ERROR, "jobq: unexpected primary key of jobq.jobs");
+		if (col == pos[C_ID])
+			id_key = k;
 	}
+	return id_key;
 }
 
 /*
@@ -514,16 +540,9 @@ jobq_direct_complete(Datum queue, int n, Datum *ids, Datum *leases, bool *lease_
 	IndexScanDesc scan;
 	ScanKeyData keys[3];
 	int			pos[C_NCOLS];
-	const int  *map;
-	int			hnatts;
+	const HistoryCols *hc;
 	int			finished = 0;
-	int			h_status,
-				h_result,
-				h_progress,
-				h_updated,
-				h_finished,
-				h_lease,
-				h_expires;
+	int			id_key;
 
 	PreventCommandIfReadOnly("INSERT");	/* as the statement (WITH ... DELETE) INSERT */
 	rel = table_open(jobq_relid("jobs_persistent"), RowExclusiveLock);
@@ -535,25 +554,14 @@ jobq_direct_complete(Datum queue, int n, Datum *ids, Datum *leases, bool *lease_
 		return -1;
 	}
 	job_columns(RelationGetDescr(rel), pos);
-	map = history_map(RelationGetDescr(hrel), RelationGetDescr(rel));
-	hnatts = RelationGetDescr(hrel)->natts;
-	/* the history columns a finished run does not copy from the job */
-	h_status = find_col(RelationGetDescr(hrel), "status") - 1;
-	h_result = find_col(RelationGetDescr(hrel), "result") - 1;
-	h_progress = find_col(RelationGetDescr(hrel), "progress") - 1;
-	h_updated = find_col(RelationGetDescr(hrel), "updated_at") - 1;
-	h_finished = find_col(RelationGetDescr(hrel), "finished_at") - 1;
-	h_lease = find_col(RelationGetDescr(hrel), "lease") - 1;
-	h_expires = find_col(RelationGetDescr(hrel), "lease_expires_at") - 1;
-	if (h_status < 0 || h_result < 0 || h_progress < 0 || h_updated < 0 || h_finished < 0 ||
-		h_lease < 0 || h_expires < 0)
-		elog(ERROR, "jobq: jobq.history lacks a column of a finished run");
+	hc = history_cols(RelationGetDescr(hrel), RelationGetDescr(rel));
 
 	target_open(&h, hrel, NULL);
 	pkey = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
 	old = table_slot_create(rel, NULL);
 	PushActiveSnapshot(GetTransactionSnapshot());
 
+	id_key = key_scankeys(pkey, pos, queue, keys);
 	scan = index_beginscan(rel, pkey, GetActiveSnapshot(), 3, 0);
 	for (int i = 0; i < n; i++)
 	{
@@ -562,7 +570,7 @@ jobq_direct_complete(Datum queue, int n, Datum *ids, Datum *leases, bool *lease_
 
 		done[i] = false;
 again:
-		key_scankeys(pkey, pos, queue, ids[i], keys);
+		keys[id_key].sk_argument = ids[i];
 		index_rescan(scan, keys, 3, NULL, 0);
 		if (!index_getnext_slot(scan, ForwardScanDirection, old))
 			continue;
@@ -597,20 +605,21 @@ again:
 			continue;			/* deleted by this very call: named twice */
 
 		ExecClearTuple(h.slot);
-		for (int a = 0; a < hnatts; a++)
+		for (int a = 0; a < hc->natts; a++)
 		{
-			h.slot->tts_values[a] = map[a] >= 0 ? old->tts_values[map[a]] : (Datum) 0;
-			h.slot->tts_isnull[a] = map[a] >= 0 ? old->tts_isnull[map[a]] : true;
+			h.slot->tts_values[a] = hc->map[a] >= 0 ? old->tts_values[hc->map[a]] : (Datum) 0;
+			h.slot->tts_isnull[a] = hc->map[a] >= 0 ? old->tts_isnull[hc->map[a]] : true;
 		}
-		h.slot->tts_values[h_status] = CStringGetTextDatum("finished");
-		h.slot->tts_isnull[h_status] = false;
-		h.slot->tts_values[h_result] = results[i];
-		h.slot->tts_isnull[h_result] = result_nulls[i];
-		h.slot->tts_values[h_progress] = Float4GetDatum(100);
-		h.slot->tts_isnull[h_progress] = false;
-		h.slot->tts_values[h_updated] = h.slot->tts_values[h_finished] = TimestampTzGetDatum(now);
-		h.slot->tts_isnull[h_updated] = h.slot->tts_isnull[h_finished] = false;
-		h.slot->tts_isnull[h_lease] = h.slot->tts_isnull[h_expires] = true;
+		h.slot->tts_values[hc->status] = CStringGetTextDatum("finished");
+		h.slot->tts_isnull[hc->status] = false;
+		h.slot->tts_values[hc->result] = results[i];
+		h.slot->tts_isnull[hc->result] = result_nulls[i];
+		h.slot->tts_values[hc->progress] = Float4GetDatum(100);
+		h.slot->tts_isnull[hc->progress] = false;
+		h.slot->tts_values[hc->updated] = h.slot->tts_values[hc->finished] =
+			TimestampTzGetDatum(now);
+		h.slot->tts_isnull[hc->updated] = h.slot->tts_isnull[hc->finished] = false;
+		h.slot->tts_isnull[hc->lease] = h.slot->tts_isnull[hc->expires] = true;
 		ExecStoreVirtualTuple(h.slot);
 		table_tuple_insert(hrel, h.slot, h.estate->es_output_cid, 0, NULL);
 		ExecInsertIndexTuples(h.rri, h.slot, h.estate, false, false, NULL, NIL);

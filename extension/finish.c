@@ -178,6 +178,7 @@ jobq_complete(PG_FUNCTION_ARGS)
 	Oid			argtypes[6] = {TEXTOID, TEXTOID, JSONBOID, UUIDOID, TIMESTAMPTZOID, TEXTOID};
 	Datum		values[6];
 	char		nulls[6];
+	int			persistent;		/* jobq_live_plan's choice: 1 when no unlogged job exists */
 
 	fin_key_args(fcinfo, 3, values, nulls, 3);
 	fin_opt_arg(fcinfo, 2, values, nulls, 2);
@@ -185,8 +186,9 @@ jobq_complete(PG_FUNCTION_ARGS)
 	nulls[4] = ' ';
 	values[5] = running_status();
 	nulls[5] = ' ';
+	persistent = jobq_persistent_only();
 
-	if (jobq_persistent_only())
+	if (persistent)
 	{
 		bool		lease_null = nulls[3] == 'n';
 		bool		result_null = nulls[2] == 'n';
@@ -207,7 +209,7 @@ jobq_complete(PG_FUNCTION_ARGS)
 	}
 
 	SPI_connect();
-	if (SPI_execute_plan(jobq_live_plan(plans, complete_sql, 6, argtypes),
+	if (SPI_execute_plan(jobq_plan(&plans[persistent], complete_sql[persistent], 6, argtypes),
 						 values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "jobq: complete failed");
 	if (SPI_processed == 0)
@@ -311,6 +313,7 @@ jobq_complete_batch(PG_FUNCTION_ARGS)
 	TIMESTAMPTZOID, TEXTOID};
 	Datum		values[6];
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	int			persistent;		/* as in jobq_complete */
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int			n;
 	uint64		i;
@@ -347,11 +350,13 @@ jobq_complete_batch(PG_FUNCTION_ARGS)
 	values[4] = TimestampTzGetDatum(GetCurrentTimestamp());
 	values[5] = running_status();
 
-	if (jobq_persistent_only() && complete_batch_direct(fcinfo, n, values[4], rsinfo))
+	persistent = jobq_persistent_only();
+	if (persistent && complete_batch_direct(fcinfo, n, values[4], rsinfo))
 		return (Datum) 0;
 
 	SPI_connect();
-	if (SPI_execute_plan(jobq_live_plan(plans, complete_batch_sql, 6, argtypes),
+	if (SPI_execute_plan(jobq_plan(&plans[persistent], complete_batch_sql[persistent], 6,
+								   argtypes),
 						 values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "jobq: complete_batch failed");
 	for (i = 0; i < SPI_processed; i++)

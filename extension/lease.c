@@ -146,19 +146,15 @@ static const char *running_sql =
 " WHERE r.queue = $1 AND r.status = 'running'";
 
 /*
- * The due pending jobs of queue $1 in table alias a at time now, as both picks
- * test them: hashtext(queue) is jobs_pending_idx's leading key (the same
- * expression, so the planner matches it), and queue = $1, tested on the row,
- * leaves out the jobs of a queue whose name hashes alike.
+ * Picks and locks up to $2 jobs to lease: their partition and ctid.
+ * hashtext(queue) is jobs_pending_idx's leading key (the same expression, so
+ * the planner matches it), and queue = $1, tested on the row, leaves out the
+ * jobs of a queue whose name hashes alike.
  */
-#define DUE_PENDING(a, now) \
-"pg_catalog.hashtext(" a ".queue) = pg_catalog.hashtext($1) AND " a ".queue = $1" \
-"  AND " a ".status = 'pending' AND " a ".run_at <= " now
-
-/* Picks and locks up to $2 jobs to lease: their partition and ctid. */
 static const char *pick_sql =
 "SELECT j.persist, j.ctid FROM jobq.jobs j"
-" WHERE " DUE_PENDING("j", "$3")
+" WHERE pg_catalog.hashtext(j.queue) = pg_catalog.hashtext($1) AND j.queue = $1"
+"  AND j.status = 'pending' AND j.run_at <= $3"
 " ORDER BY j.priority, j.run_at, j.run LIMIT $2"
 " FOR UPDATE OF j SKIP LOCKED";
 

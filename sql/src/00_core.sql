@@ -510,6 +510,8 @@ COMMENT ON FUNCTION jobq.alter_queue(text, interval, integer, interval, interval
 
 CREATE FUNCTION jobq.drop_queue(queue text, force boolean DEFAULT false) RETURNS void
 LANGUAGE plpgsql AS $$
+DECLARE
+	n bigint;
 BEGIN
 	PERFORM jobq._queue(queue, false);
 	PERFORM 1 FROM jobq.queues x WHERE x.queue = drop_queue.queue FOR UPDATE;
@@ -518,7 +520,10 @@ BEGIN
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 				HINT = 'Use force => true to drop the queue with its jobs.';
 	END IF;
-	DELETE FROM jobq.jobs x WHERE x.queue = drop_queue.queue;
+	-- The live jobs go without a run in the history: their waiters (jobq.wait) are woken
+	-- at the commit, as when a job ends, and find the job gone (P0002) at once.
+	WITH d AS (DELETE FROM jobq.jobs x WHERE x.queue = drop_queue.queue RETURNING x.queue, x.id)
+	SELECT count(*) INTO n FROM d, LATERAL jobq._ended(d.queue, d.id) e;
 	DELETE FROM jobq.history x WHERE x.queue = drop_queue.queue;
 	DELETE FROM jobq.job_events x WHERE x.queue = drop_queue.queue;
 	DELETE FROM jobq.job_versions x WHERE x.queue = drop_queue.queue;

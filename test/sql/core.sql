@@ -315,7 +315,11 @@ SELECT jobq.metrics() NOT LIKE '%# EOF%' AS text_has_no_eof,
 -------------------------------------------------------------- drop_queue
 SELECT jobq.drop_queue('mail');                                           -- 55000: live jobs
 \echo :LAST_ERROR_SQLSTATE
+SELECT id AS mail_live FROM jobq.jobs WHERE queue = 'mail' ORDER BY id LIMIT 1 \gset
+SELECT jobq._wake_count('mail', :'mail_live') AS mail_before \gset
 SELECT jobq.drop_queue('mail', force => true);
+-- its live jobs' waiters are woken (their wake-up slot moved at the commit)
+SELECT jobq._wake_count('mail', :'mail_live') > :mail_before AS waiters_woken;
 SELECT count(*) FROM jobq.queues WHERE queue = 'mail';
 SELECT count(*) FROM jobq.history WHERE queue = 'mail';
 SELECT jobq.drop_queue('mail');                                           -- P0002

@@ -5,7 +5,10 @@
  *	  whose lease expired back to their queue (or fails them) and purges
  *	  ended runs older than their queue's retention; now and then it also
  *	  rebuilds bloated indexes (jobq.compact) and vacuums the live tables
- *	  when they hold many dead rows (reaper_vacuum).
+ *	  when they hold many dead rows (reaper_vacuum). Between ticks, and
+ *	  between batches, it sends the NOTIFY jobq of transactions that left it
+ *	  to the reaper (bgworker/notify.c, reaper_notify_round); a commit that
+ *	  does sets its latch.
  *
  *	  Registration: when jobq is in shared_preload_libraries, _PG_init calls
  *	  jobq_reaper_init, which defines the GUCs, installs the shared-memory
@@ -45,6 +48,7 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/async.h"
 #include "commands/vacuum.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -58,6 +62,7 @@
 #include "nodes/makefuncs.h"
 #include "tcop/tcopprot.h"
 #include "utils/acl.h"
+#include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -82,6 +87,16 @@ char	   *jobq_reaper_role = NULL;	/* jobq.reaper_role; empty: bootstrap superuse
 /* Set in the postmaster when loaded by shared_preload_libraries. */
 bool		reaper_preloaded = false;
 
+/* True in a reaper: its own transactions send their notifications themselves. */
+bool		jobq_in_reaper = false;
+
+/*
+ * The least time between two rounds of notifications sent for others: what
+ * commits meanwhile goes out in the next round, so that a stream of small
+ * transactions costs the reaper at most one transaction per millisecond.
+ */
+#define REAPER_NOTIFY_GAP_MS 1
+
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
@@ -101,6 +116,8 @@ static bool reaper_vacuum(void);
 static void reaper_error(MemoryContext cxt);
 static bool reaper_extension_ready(void);
 static bool reaper_stop_requested(void);
+static bool reaper_notify_round(void);
+static void reaper_pause_pumping(bool paused);
 
 /*
  * jobq_reaper_init: called from _PG_init. Defines the reaper's SIGHUP GUCs
@@ -278,6 +295,7 @@ jobq_reaper_main(Datum main_arg)
 {
 	Oid			dboid = DatumGetObjectId(main_arg);
 	MemoryContext tick_cxt;
+	TimestampTz next_tick;
 	bool		waiting_logged = false;
 	pid_t		other;
 	char	   *role = NULL;
@@ -332,31 +350,46 @@ jobq_reaper_main(Datum main_arg)
 	tick_cxt = AllocSetContextCreate(TopMemoryContext,
 									 "jobq reaper tick",
 									 ALLOCSET_DEFAULT_SIZES);
+	jobq_in_reaper = true;
+	reaper_pause_pumping(false);
+	next_tick = GetCurrentTimestamp();
 	for (;;)
 	{
-		MemoryContext oldcxt;
-
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
+			/* a tick at once, which applies the new settings */
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			next_tick = GetCurrentTimestamp();
 		}
 		if (reaper_stop_requested())
 		{
+			(void) reaper_notify_round();
 			ereport(LOG,
 					(errmsg("jobq reaper for database \"%s\" stopping on request", my_dbname)));
 			proc_exit(0);		/* exit status 0: unregistered */
 		}
 
-		MemoryContextReset(tick_cxt);
-		oldcxt = MemoryContextSwitchTo(tick_cxt);
-		reaper_tick(&waiting_logged);
-		MemoryContextSwitchTo(oldcxt);
+		/* Woken by a commit that left notifications: send them, then a pause. */
+		if (reaper_notify_round())
+			(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 REAPER_NOTIFY_GAP_MS, PG_WAIT_EXTENSION);
+
+		if (GetCurrentTimestamp() >= next_tick)
+		{
+			MemoryContext oldcxt;
+
+			MemoryContextReset(tick_cxt);
+			oldcxt = MemoryContextSwitchTo(tick_cxt);
+			reaper_tick(&waiting_logged);
+			MemoryContextSwitchTo(oldcxt);
+			next_tick = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), jobq_reaper_interval);
+		}
 
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 jobq_reaper_interval,
+						 TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_tick),
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
@@ -392,6 +425,7 @@ reaper_tick(bool *waiting_logged)
 		}
 		reaped += r;
 		purged += p;
+		(void) reaper_notify_round();
 		if (!ready || (r < batch && p < batch))
 			break;
 
@@ -413,12 +447,14 @@ reaper_tick(bool *waiting_logged)
 		int64		unused = 0;
 
 		last_compact = GetCurrentTimestamp();
+		reaper_pause_pumping(true);
 		if (!reaper_run_batch(COMPACT_SQL, 0, &ready, &rebuilt, &unused))
 			errors++;
 		else if (rebuilt > 0)
 			ereport(LOG,
 					(errmsg("jobq reaper: rebuilt %d bloated index(es) in database \"%s\"",
 							(int) rebuilt, my_dbname)));
+		reaper_pause_pumping(false);
 	}
 
 	/*
@@ -432,8 +468,10 @@ reaper_tick(bool *waiting_logged)
 		TimestampDifferenceExceeds(last_vacuum, GetCurrentTimestamp(), jobq_vacuum_interval))
 	{
 		last_vacuum = GetCurrentTimestamp();
+		reaper_pause_pumping(true);
 		if (!reaper_vacuum())
 			errors++;
+		reaper_pause_pumping(false);
 	}
 
 	if (!ready && errors == 0 && !*waiting_logged)
@@ -624,6 +662,83 @@ reaper_vacuum(void)
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return ok;
+}
+
+/*
+ * reaper_pause_pumping: before a VACUUM or a compaction (which can take a
+ * while), sends what is pending and lets transactions send their own
+ * notifications again (paused), or, after it, takes them back.
+ */
+static void
+reaper_pause_pumping(bool paused)
+{
+	if (paused)
+		(void) reaper_notify_round();
+	reaper_set_pumping(my_slot, !paused);
+	if (!paused)
+		(void) reaper_notify_round();
+}
+
+/* pg_notification_queue_usage(), from C. */
+static double
+reaper_notify_queue_usage(void)
+{
+	LOCAL_FCINFO(fcinfo, 0);
+
+	InitFunctionCallInfoData(*fcinfo, NULL, 0, InvalidOid, NULL, NULL);
+	return DatumGetFloat8(pg_notification_queue_usage(fcinfo));
+}
+
+/*
+ * reaper_notify_round: sends, in one transaction, the NOTIFY jobq, '<queue>'
+ * that committed transactions left to the reaper (reaper_notify_push), or
+ * one for every queue when more queues came than a slot holds. As
+ * jobq._notify does, it sends none while the notification queue is half
+ * full. Returns whether there was anything to send. An error is logged and
+ * recorded in the slot, and those notifications are lost (they are hints).
+ */
+static bool
+reaper_notify_round(void)
+{
+	static char names[REAPER_NOTIFY_MAX][REAPER_NOTIFY_LEN];
+	MemoryContext cxt = CurrentMemoryContext;
+	bool		all;
+	int			n = reaper_notify_take(my_slot, names, &all);
+
+	if (n == 0 && !all)
+		return false;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		if (reaper_notify_queue_usage() < 0.5)
+		{
+			if (!all)
+			{
+				for (int i = 0; i < n; i++)
+					Async_Notify("jobq", names[i]);
+			}
+			else if (reaper_extension_ready())
+			{
+				if (SPI_connect() != SPI_OK_CONNECT)
+					elog(ERROR, "jobq reaper: SPI_connect failed");
+				PushActiveSnapshot(GetTransactionSnapshot());
+				if (SPI_execute("SELECT pg_catalog.pg_notify('jobq', q.queue) FROM jobq.queues q",
+								true, 0) != SPI_OK_SELECT)
+					elog(ERROR, "jobq reaper: could not read the queues to notify");
+				SPI_finish();
+				PopActiveSnapshot();
+			}
+		}
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		reaper_error(cxt);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	return true;
 }
 
 /*

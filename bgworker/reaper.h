@@ -16,12 +16,17 @@
 
 #include "datatype/timestamp.h"
 #include "postmaster/bgworker.h"
+#include "storage/latch.h"
 #include "storage/spin.h"
+
+#include "jobq.h"
 
 #define REAPER_MAX_SLOTS	32	/* databases with a reaper at once */
 #define REAPER_ERRLEN		256 /* last error message kept */
 #define REAPER_RESTART_SECS 5	/* bgw_restart_time */
 #define REAPER_CONNECT_TRIES 3	/* a dynamic reaper gives up after */
+#define REAPER_NOTIFY_MAX	32	/* distinct queues a slot holds to notify */
+#define REAPER_NOTIFY_LEN	(JOBQ_QUEUE_MAXLEN + 1)
 
 typedef struct ReaperSlot
 {
@@ -44,6 +49,19 @@ typedef struct ReaperSlot
 	int64		total_errors;
 	TimestampTz last_error_at;
 	char		last_error[REAPER_ERRLEN];
+
+	/*
+	 * Notifications the reaper sends for others (reaper_notify_push): the
+	 * queues whose jobs became leasable in transactions that committed since
+	 * its last round, or notify_all when more than REAPER_NOTIFY_MAX did.
+	 * pumping: the reaper runs and is not in a long VACUUM or compaction, so
+	 * it sends them at once; latch: its latch, set when the first one comes.
+	 */
+	bool		pumping;
+	bool		notify_all;
+	Latch	   *latch;
+	int			npending;
+	char		pending[REAPER_NOTIFY_MAX][REAPER_NOTIFY_LEN];
 } ReaperSlot;
 
 typedef struct ReaperShared
@@ -68,5 +86,9 @@ extern ReaperShared *reaper_attach(bool reset);
 extern bool reaper_connect_attempt(Oid dboid);
 extern ReaperSlot *reaper_claim_slot(bool dynamic, pid_t *other);
 extern pid_t reaper_serving_pid(Oid dboid);
+extern bool reaper_notify_ready(Oid dboid);
+extern void reaper_notify_push(Oid dboid, char (*names)[REAPER_NOTIFY_LEN], int n, bool all);
+extern int	reaper_notify_take(ReaperSlot *slot, char (*names)[REAPER_NOTIFY_LEN], bool *all);
+extern void reaper_set_pumping(ReaperSlot *slot, bool on);
 
 #endif							/* JOBQ_REAPER_H */

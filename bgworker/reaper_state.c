@@ -218,7 +218,13 @@ rs_release_slot(int code, Datum arg)
 
 	SpinLockAcquire(&reaper_shared->mutex);
 	if (slot->pid == MyProcPid)
+	{
 		slot->pid = 0;
+		slot->pumping = false;
+		slot->latch = NULL;
+		slot->npending = 0;
+		slot->notify_all = false;
+	}
 	SpinLockRelease(&reaper_shared->mutex);
 }
 
@@ -242,6 +248,125 @@ rs_find(Oid dboid, ReaperSlot *copy)
 	}
 	SpinLockRelease(&rs->mutex);
 	return found && rs_alive(copy->pid);
+}
+
+/* ---------------------------------------------------------- notifications */
+
+/*
+ * The reaper sends the NOTIFY jobq, '<queue>' of other transactions
+ * (jobq._notify_later, extension/notify.c): a transaction that sends its own
+ * NOTIFY takes, from its commit to its end, a lock that every transaction
+ * with a NOTIFY in the cluster takes, so those commits happen one at a time
+ * (and with synchronous_commit, each waits for its own WAL flush). A
+ * transaction that leaves its notifications to the reaper only adds the
+ * queues' names to its database's slot once it has committed, and sets the
+ * reaper's latch when the slot had none; the reaper sends them all in one
+ * transaction of its own (reaper.c).
+ */
+
+/* The live slot of dboid, or NULL; the caller holds the mutex. */
+static ReaperSlot *
+rs_slot_locked(ReaperShared *rs, Oid dboid)
+{
+	for (int i = 0; i < REAPER_MAX_SLOTS; i++)
+		if (rs->slots[i].dboid == dboid && rs->slots[i].pid != 0)
+			return &rs->slots[i];
+	return NULL;
+}
+
+/* True when a reaper serves dboid and sends notifications at once. */
+bool
+reaper_notify_ready(Oid dboid)
+{
+	ReaperShared *rs;
+	ReaperSlot *slot;
+	bool		ready;
+
+	if (!reaper_preloaded)
+		return false;
+	rs = reaper_attach(false);
+	SpinLockAcquire(&rs->mutex);
+	slot = rs_slot_locked(rs, dboid);
+	ready = slot != NULL && slot->pumping && slot->latch != NULL;
+	SpinLockRelease(&rs->mutex);
+	return ready;
+}
+
+/*
+ * reaper_notify_push: hands the queues names[0..n) (and every queue, when
+ * all) to the reaper of dboid, from a transaction that has committed. When
+ * no reaper serves the database any more, the notifications are lost: they
+ * are hints, and workers find the jobs at their next lease.
+ */
+void
+reaper_notify_push(Oid dboid, char (*names)[REAPER_NOTIFY_LEN], int n, bool all)
+{
+	ReaperShared *rs = reaper_attach(false);
+	ReaperSlot *slot;
+	Latch	   *wake = NULL;
+
+	SpinLockAcquire(&rs->mutex);
+	slot = rs_slot_locked(rs, dboid);
+	if (slot != NULL)
+	{
+		bool		idle = slot->npending == 0 && !slot->notify_all;
+
+		for (int i = 0; i < n && !slot->notify_all; i++)
+		{
+			int			k;
+
+			for (k = 0; k < slot->npending; k++)
+				if (strcmp(slot->pending[k], names[i]) == 0)
+					break;
+			if (k < slot->npending)
+				continue;
+			if (slot->npending == REAPER_NOTIFY_MAX)
+				slot->notify_all = true;
+			else
+				strlcpy(slot->pending[slot->npending++], names[i], REAPER_NOTIFY_LEN);
+		}
+		if (all)
+			slot->notify_all = true;
+		if (idle && (slot->npending > 0 || slot->notify_all))
+			wake = slot->latch;
+	}
+	SpinLockRelease(&rs->mutex);
+	if (wake != NULL)
+		SetLatch(wake);
+}
+
+/*
+ * reaper_notify_take: in the reaper, moves its slot's queues to names
+ * (REAPER_NOTIFY_MAX of them) and returns how many; *all tells to notify
+ * every queue instead.
+ */
+int
+reaper_notify_take(ReaperSlot *slot, char (*names)[REAPER_NOTIFY_LEN], bool *all)
+{
+	int			n;
+
+	SpinLockAcquire(&reaper_shared->mutex);
+	n = slot->npending;
+	memcpy(names, slot->pending, sizeof(slot->pending[0]) * n);
+	*all = slot->notify_all;
+	slot->npending = 0;
+	slot->notify_all = false;
+	SpinLockRelease(&reaper_shared->mutex);
+	return n;
+}
+
+/*
+ * reaper_set_pumping: in the reaper, whether transactions may leave their
+ * notifications to it (off during a VACUUM or compaction, which can take a
+ * while); on also publishes its latch.
+ */
+void
+reaper_set_pumping(ReaperSlot *slot, bool on)
+{
+	SpinLockAcquire(&reaper_shared->mutex);
+	slot->latch = MyLatch;
+	slot->pumping = on;
+	SpinLockRelease(&reaper_shared->mutex);
 }
 
 /* The pid of the reaper serving dboid, or 0. */

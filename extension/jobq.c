@@ -30,5 +30,6 @@ _PG_init(void)
 	jobq_reaper_init();
 	jobq_stats_init();
 	jobq_wake_init();
+	jobq_notify_init();
 	MarkGUCPrefixReserved("jobq");
 }

@@ -256,13 +256,21 @@ LANGUAGE sql AS $$
 $$;
 
 /*
+ * _notify_later(queue): true when the reaper will send this transaction's NOTIFY jobq, queue
+ * once it commits (bgworker/notify.c: transactions that NOTIFY commit one at a time), false
+ * when the caller must send it: no reaper serves the database, or jobq.notify_via_reaper is off.
+ */
+CREATE FUNCTION jobq._notify_later(queue text) RETURNS boolean
+	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'jobq_notify_later';
+
+/*
  * Wakes workers waiting for jobs of a queue. NOTIFY is only a hint: when the notification
  * queue is half full (a listener idle in a transaction), skip it rather than let COMMIT fail.
  */
 CREATE FUNCTION jobq._notify(queue text) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-	IF pg_catalog.pg_notification_queue_usage() < 0.5 THEN
+	IF NOT jobq._notify_later(queue) AND pg_catalog.pg_notification_queue_usage() < 0.5 THEN
 		PERFORM pg_catalog.pg_notify('jobq', queue);
 	END IF;
 END
@@ -613,7 +621,7 @@ BEGIN
 		x.created_by, x.created_at, x.started_at, x.updated_at, x.finished_at
 	INTO j;
 	-- jobq._notify, inline
-	IF pg_catalog.pg_notification_queue_usage() < 0.5 THEN
+	IF NOT jobq._notify_later(queue) AND pg_catalog.pg_notification_queue_usage() < 0.5 THEN
 		PERFORM pg_catalog.pg_notify('jobq', queue);
 	END IF;
 	RETURN j;

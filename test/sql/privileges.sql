@@ -106,6 +106,7 @@ INSERT INTO priv_calls VALUES
 	('_lock_bucket', 'SELECT jobq._lock_bucket(1)'),
 	('_not_live', 'SELECT jobq._not_live(''pq'', ''zz'', ''x'')'),
 	('_notify', 'SELECT jobq._notify(''pq'')'),
+	('_notify_later', 'SELECT jobq._notify_later(''pq'')'),
 	('_purge', 'SELECT jobq._purge(1)'),
 	('_purge_rows', 'SELECT jobq._purge_rows(''{}'', now())'),
 	('_queue', 'SELECT jobq._queue(''pq'', false)'),

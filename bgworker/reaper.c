@@ -387,8 +387,14 @@ jobq_reaper_main(Datum main_arg)
 			next_tick = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), jobq_reaper_interval);
 		}
 
+		/*
+		 * Until the next tick, or a commit's notifications. Some may have come
+		 * while a lock wait of the round or the tick reset the latch: then no
+		 * sleep.
+		 */
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 reaper_notify_pending(my_slot) ? 0 :
 						 TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_tick),
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
@@ -694,8 +700,10 @@ reaper_notify_queue_usage(void)
  * that committed transactions left to the reaper (reaper_notify_push), or
  * one for every queue when more queues came than a slot holds. As
  * jobq._notify does, it sends none while the notification queue is half
- * full. Returns whether there was anything to send. An error is logged and
- * recorded in the slot, and those notifications are lost (they are hints).
+ * full, and without waiting for its commit's WAL flush (a NOTIFY needs a
+ * transaction id, so its commit writes WAL). Returns whether there was
+ * anything to send. An error is logged and recorded in the slot, and those
+ * notifications are lost (they are hints).
  */
 static bool
 reaper_notify_round(void)
@@ -711,6 +719,12 @@ reaper_notify_round(void)
 	StartTransactionCommand();
 	PG_TRY();
 	{
+		/*
+		 * Nothing here needs to survive a crash, and the jobs announced are
+		 * already committed: the round does not wait for its WAL flush.
+		 */
+		(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
 		if (reaper_notify_queue_usage() < 0.5)
 		{
 			if (!all)

@@ -89,6 +89,7 @@ extern pid_t reaper_serving_pid(Oid dboid);
 extern bool reaper_notify_ready(Oid dboid);
 extern void reaper_notify_push(Oid dboid, char (*names)[REAPER_NOTIFY_LEN], int n, bool all);
 extern int	reaper_notify_take(ReaperSlot *slot, char (*names)[REAPER_NOTIFY_LEN], bool *all);
+extern bool reaper_notify_pending(ReaperSlot *slot);
 extern void reaper_set_pumping(ReaperSlot *slot, bool on);
 
 #endif							/* JOBQ_REAPER_H */

@@ -254,7 +254,7 @@ rs_find(Oid dboid, ReaperSlot *copy)
 
 /*
  * The reaper sends the NOTIFY jobq, '<queue>' of other transactions
- * (jobq._notify_later, extension/notify.c): a transaction that sends its own
+ * (jobq._notify_later, bgworker/notify.c): a transaction that sends its own
  * NOTIFY takes, from its commit to its end, a lock that every transaction
  * with a NOTIFY in the cluster takes, so those commits happen one at a time
  * (and with synchronous_commit, each waits for its own WAL flush). A
@@ -353,6 +353,22 @@ reaper_notify_take(ReaperSlot *slot, char (*names)[REAPER_NOTIFY_LEN], bool *all
 	slot->notify_all = false;
 	SpinLockRelease(&reaper_shared->mutex);
 	return n;
+}
+
+/*
+ * reaper_notify_pending: in the reaper, whether notifications wait in its
+ * slot. Its latch alone does not say so: a lock wait in between (as for
+ * NOTIFY's own lock at commit) sleeps on the same latch and resets it.
+ */
+bool
+reaper_notify_pending(ReaperSlot *slot)
+{
+	bool		pending;
+
+	SpinLockAcquire(&reaper_shared->mutex);
+	pending = slot->npending > 0 || slot->notify_all;
+	SpinLockRelease(&reaper_shared->mutex);
+	return pending;
 }
 
 /*

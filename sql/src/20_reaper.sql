@@ -215,11 +215,14 @@ BEGIN
 		JOIN pg_catalog.pg_class t ON t.oid = i.indrelid
 		JOIN pg_catalog.pg_class x ON x.oid = i.indexrelid
 		JOIN pg_catalog.pg_am a ON a.oid = x.relam
+		-- the rows: the last VACUUM's or ANALYZE's count, or the statistics' live rows when
+		-- more (a table being loaded that was never analysed has reltuples -1, not 0 rows)
+		CROSS JOIN LATERAL (SELECT GREATEST(t.reltuples::bigint,
+			pg_catalog.pg_stat_get_live_tuples(t.oid), 0) AS n) rows
 		WHERE t.relnamespace = 'jobq'::pg_catalog.regnamespace AND t.relkind = 'r'
-			AND a.amname = 'btree' AND t.reltuples::bigint <= max_rows
+			AND a.amname = 'btree' AND rows.n <= max_rows
 			AND pg_catalog.pg_relation_size(i.indexrelid) > min_size
-			AND pg_catalog.pg_relation_size(i.indexrelid)
-				> 4 * (64 * GREATEST(t.reltuples::bigint, 0) + 8192)
+			AND pg_catalog.pg_relation_size(i.indexrelid) > 4 * (64 * rows.n + 8192)
 		ORDER BY 2 DESC
 	LOOP
 		BEGIN

@@ -8,7 +8,9 @@
 #   that waited meanwhile all still pending and leasable;
 # - again with jobq.compact_interval = 200ms: the reaper rebuilds the primary key (over
 #   its default min_size, 1 MB) by itself, and logs it;
-# - with min_size 64 MB nothing is rebuilt; bad arguments are 22023.
+# - with min_size 64 MB nothing is rebuilt; bad arguments are 22023;
+# - a table being loaded that was never vacuumed nor analysed (reltuples -1) is not taken
+#   for bloated: 20 000 pending jobs, a primary key over 1 MB, nothing rebuilt.
 source "$(dirname "$0")/../lib.sh"
 export PGDATABASE=postgres
 work=$(mktemp -d)
@@ -86,3 +88,13 @@ done
 expect_eq "$(psql -X -qAt -v VERBOSITY=verbose -c "SELECT jobq.compact(max_rows => -1)" 2>&1 | grep -o 22023 | head -1)" 22023 "bad arguments: 22023"
 
 q "SELECT jobq.drop_queue(queue, force => true) FROM jobq.queues WHERE queue IN ('cq', 'cw')" >/dev/null
+
+fresh_db jobq_compact_fresh
+q "ALTER TABLE jobq.jobs_persistent SET (autovacuum_enabled = false)"
+q "SELECT count(*) FROM jobq.enqueue_batch('f', (SELECT jsonb_agg('{}'::jsonb) FROM generate_series(1, 20000)))" >/dev/null
+wait_for "SELECT n_live_tup >= 20000 FROM pg_stat_user_tables WHERE relid = 'jobq.jobs_persistent'::regclass" 10
+expect_eq "$(q "SELECT reltuples < 0 AND pg_relation_size('jobq.jobs_persistent_pkey') > 1024 * 1024
+	FROM pg_class WHERE oid = 'jobq.jobs_persistent'::regclass")" t "a never analysed table of 20 000 jobs, primary key over 1 MB"
+expect_eq "$(q "SELECT count(*) FROM jobq.compact()")" 0 "is not taken for bloated: nothing rebuilt"
+export PGDATABASE=postgres
+q "DROP DATABASE jobq_compact_fresh WITH (FORCE)"

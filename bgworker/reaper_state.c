@@ -228,26 +228,29 @@ rs_release_slot(int code, Datum arg)
 	SpinLockRelease(&reaper_shared->mutex);
 }
 
+/* The live slot of dboid, or NULL; the caller holds the mutex. */
+static ReaperSlot *
+rs_slot_locked(ReaperShared *rs, Oid dboid)
+{
+	for (int i = 0; i < REAPER_MAX_SLOTS; i++)
+		if (rs->slots[i].dboid == dboid && rs->slots[i].pid != 0)
+			return &rs->slots[i];
+	return NULL;
+}
+
 /* Copies the slot of a live reaper of dboid into *copy; false if none. */
 static bool
 rs_find(Oid dboid, ReaperSlot *copy)
 {
 	ReaperShared *rs = reaper_attach(false);
-	bool		found = false;
-	int			i;
+	ReaperSlot *slot;
 
 	SpinLockAcquire(&rs->mutex);
-	for (i = 0; i < REAPER_MAX_SLOTS; i++)
-	{
-		if (rs->slots[i].dboid == dboid && rs->slots[i].pid != 0)
-		{
-			memcpy(copy, &rs->slots[i], sizeof(ReaperSlot));
-			found = true;
-			break;
-		}
-	}
+	slot = rs_slot_locked(rs, dboid);
+	if (slot != NULL)
+		memcpy(copy, slot, sizeof(ReaperSlot));
 	SpinLockRelease(&rs->mutex);
-	return found && rs_alive(copy->pid);
+	return slot != NULL && rs_alive(copy->pid);
 }
 
 /* ---------------------------------------------------------- notifications */
@@ -263,16 +266,6 @@ rs_find(Oid dboid, ReaperSlot *copy)
  * reaper's latch when the slot had none; the reaper sends them all in one
  * transaction of its own (reaper.c).
  */
-
-/* The live slot of dboid, or NULL; the caller holds the mutex. */
-static ReaperSlot *
-rs_slot_locked(ReaperShared *rs, Oid dboid)
-{
-	for (int i = 0; i < REAPER_MAX_SLOTS; i++)
-		if (rs->slots[i].dboid == dboid && rs->slots[i].pid != 0)
-			return &rs->slots[i];
-	return NULL;
-}
 
 /* True when a reaper serves dboid and sends notifications at once. */
 bool

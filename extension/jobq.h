@@ -57,9 +57,9 @@ extern void jobq_wake_note(Datum queue, Datum id);
 /* bgworker/reaper.c: GUCs, shared memory and registration; the worker */
 extern void jobq_reaper_init(void);
 extern bool jobq_in_reaper;
+extern PGDLLEXPORT void jobq_reaper_main(Datum main_arg);
 
 /* bgworker/notify.c: NOTIFYs left to the reaper */
 extern void jobq_notify_init(void);
-extern PGDLLEXPORT void jobq_reaper_main(Datum main_arg);
 
 #endif							/* JOBQ_H */

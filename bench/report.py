@@ -188,7 +188,10 @@ def main():
 	print()
 	print(f'Written by `make bench` (bench/run.sh, bench/report.py) on {one("date")}. '
 		f'Each figure is the median of {one("runs", "?")} runs (min and max in brackets) of '
-		f'{one("seconds", "?")} s unless a workload says otherwise; jobq runs alternate with '
+		f'{one("seconds", "?")} s unless a workload says otherwise'
+		+ (f' (W4: {one("w4_runs")} runs of each case, whose timed spans are short)'
+			if 'w4_runs' in info else '')
+		+ '; jobq runs alternate with '
 		'their reference runs, and every ratio compares medians of the same run of the bench.')
 	print()
 	print('## Machine and cluster')

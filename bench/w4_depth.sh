@@ -34,14 +34,21 @@
 # run (a b c, b c a, c a b, ...) so noise spreads.
 # Target: pending1m and history1m at most 1.2x pending10k.
 #
+# Each timed span is about 0.3 s, and one span of a case varies by +-20% from the next (7
+# runs at 89f4c2a: 0.27-0.39 s with 10 000 pending): 3 runs let the medians of two cases that
+# cost the same differ by more than the target's 1.2x (1.35x in one full run, 1.07x in the
+# next). So W4 takes BENCH_W4_RUNS runs of each case, by default 3x BENCH_RUNS (9): about
+# 10 s per run, the filling aside.
 # Environment (besides lib.sh's): BENCH_W4_DEPTH (default 1000000), BENCH_W4_JOBS (10000,
-# a multiple of 40). Full size: about 2-3 minutes per pass, most of it the 1m enqueue.
+# a multiple of 40), BENCH_W4_RUNS. Full size: about 3-4 minutes per pass, most of it the 1m
+# enqueue.
 # Standalone: PGHOST=... PGPORT=... PGUSER=postgres PGDATABASE=postgres bash bench/w4_depth.sh
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 depth=${BENCH_W4_DEPTH:-1000000}
 jobs=${BENCH_W4_JOBS:-10000}
+runs=${BENCH_W4_RUNS:-$((3 * BENCH_RUNS))}
 n=10
 workers=4
 chunk=10000
@@ -104,7 +111,8 @@ else
 	mode="lease n=$n + complete per job (complete_batch not installed)"
 	echo "SELECT count(jobq.complete(queue, id, NULL, lease)) FROM jobq.lease('w4', 'w4', $n);" >"$script"
 fi
-echo "w4: $mode; $workers workers; $jobs jobs per case; depth $depth" >&2
+echo "w4: $mode; $workers workers; $jobs jobs per case; depth $depth; $runs runs" >&2
+[ -z "${BENCH_OUT:-}" ] || echo "INFO|w4_runs|$runs" >>"$BENCH_OUT"
 enqueue w4_pending10k "$jobs"
 enqueue w4_pending1m "$depth"
 enqueue w4_history1m "$jobs"
@@ -125,7 +133,7 @@ done
 echo "w4: filled in $((SECONDS - t0)) s" >&2
 
 declare -A times wals
-for ((r = 0; r < BENCH_RUNS; r++)); do
+for ((r = 0; r < runs; r++)); do
 	for ((i = 0; i < ${#cases[@]}; i++)); do
 		c=${cases[$(((r + i) % ${#cases[@]}))]}
 		db=w4_$c

@@ -30,8 +30,10 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "commands/async.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 
 #include "jobq.h"
@@ -83,26 +85,21 @@ jobq_notify_init(void)
 }
 
 /*
- * jobq._notify_later(queue) returns boolean: true when the reaper will send
- * this transaction's NOTIFY jobq, queue once it commits; false when the
+ * jobq_notify_later_text: true when the reaper will send this transaction's
+ * NOTIFY jobq, queue once it commits (the queue is noted); false when the
  * caller must send it (no reaper, jobq.notify_via_reaper off, or the caller
  * is the reaper).
  */
-Datum
-jobq_notify_later(PG_FUNCTION_ARGS)
+bool
+jobq_notify_later_text(text *queue)
 {
-	text	   *queue;
-	int			len;
+	int			len = VARSIZE_ANY_EXHDR(queue);
 	int			i;
 
-	if (PG_ARGISNULL(0) || !notify_via_reaper || jobq_in_reaper)
-		PG_RETURN_BOOL(false);
-	queue = PG_GETARG_TEXT_PP(0);
-	len = VARSIZE_ANY_EXHDR(queue);
-	if (len >= REAPER_NOTIFY_LEN)
-		PG_RETURN_BOOL(false);
+	if (!notify_via_reaper || jobq_in_reaper || len >= REAPER_NOTIFY_LEN)
+		return false;
 	if (nlater == 0 && !later_all && !reaper_notify_ready(MyDatabaseId))
-		PG_RETURN_BOOL(false);
+		return false;
 
 	if (!callback_registered)
 	{
@@ -111,7 +108,7 @@ jobq_notify_later(PG_FUNCTION_ARGS)
 	}
 	for (i = 0; i < nlater; i++)
 		if (strncmp(later[i], VARDATA_ANY(queue), len) == 0 && later[i][len] == '\0')
-			PG_RETURN_BOOL(true);
+			return true;
 	if (nlater == REAPER_NOTIFY_MAX)
 		later_all = true;
 	else
@@ -120,5 +117,35 @@ jobq_notify_later(PG_FUNCTION_ARGS)
 		later[nlater][len] = '\0';
 		nlater++;
 	}
-	PG_RETURN_BOOL(true);
+	return true;
+}
+
+/* jobq._notify_later(queue) returns boolean: jobq_notify_later_text, from SQL. */
+Datum
+jobq_notify_later(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(!PG_ARGISNULL(0) && jobq_notify_later_text(PG_GETARG_TEXT_PP(0)));
+}
+
+/* pg_notification_queue_usage(), from C. */
+double
+jobq_notify_queue_usage(void)
+{
+	LOCAL_FCINFO(fcinfo, 0);
+
+	InitFunctionCallInfoData(*fcinfo, NULL, 0, InvalidOid, NULL, NULL);
+	return DatumGetFloat8(pg_notification_queue_usage(fcinfo));
+}
+
+/*
+ * jobq_notify: what jobq._notify does in SQL, for C callers: the NOTIFY
+ * jobq, queue of this transaction, left to the reaper when it can take it,
+ * else sent now unless the notification queue is half full (a full queue
+ * would fail the commit; the notification is only a hint).
+ */
+void
+jobq_notify(text *queue)
+{
+	if (!jobq_notify_later_text(queue) && jobq_notify_queue_usage() < JOBQ_NOTIFY_MAX_USAGE)
+		Async_Notify("jobq", text_to_cstring(queue));
 }

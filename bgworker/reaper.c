@@ -685,16 +685,6 @@ reaper_pause_pumping(bool paused)
 		(void) reaper_notify_round();
 }
 
-/* pg_notification_queue_usage(), from C. */
-static double
-reaper_notify_queue_usage(void)
-{
-	LOCAL_FCINFO(fcinfo, 0);
-
-	InitFunctionCallInfoData(*fcinfo, NULL, 0, InvalidOid, NULL, NULL);
-	return DatumGetFloat8(pg_notification_queue_usage(fcinfo));
-}
-
 /*
  * reaper_notify_round: sends, in one transaction, the NOTIFY jobq, '<queue>'
  * that committed transactions left to the reaper (reaper_notify_push), or
@@ -725,7 +715,7 @@ reaper_notify_round(void)
 		 */
 		(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_LOCAL, true, 0, false);
-		if (reaper_notify_queue_usage() < 0.5)
+		if (jobq_notify_queue_usage() < JOBQ_NOTIFY_MAX_USAGE)
 		{
 			if (!all)
 			{

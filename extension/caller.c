@@ -28,7 +28,14 @@ PG_FUNCTION_INFO_V1(jobq_caller_sees_all);
 Datum
 jobq_caller(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_TEXT_P(cstring_to_text(GetUserNameFromId(GetOuterUserId(), false)));
+	return jobq_caller_datum();
+}
+
+/* jobq._caller(), from C: a palloc'd text datum. */
+Datum
+jobq_caller_datum(void)
+{
+	return PointerGetDatum(cstring_to_text(GetUserNameFromId(GetOuterUserId(), false)));
 }
 
 /*

@@ -43,12 +43,15 @@
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
 #include "catalog/pg_collation_d.h"
+#include "commands/sequence.h"
+#include "funcapi.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "storage/bufmgr.h"
 #include "storage/procarray.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -64,14 +67,16 @@ typedef enum JobCol
 	C_QUEUE, C_ID, C_RUN, C_VERSION, C_STATUS, C_PAYLOAD, C_STATE, C_RESULT,
 	C_PRIORITY, C_RUN_AT, C_TIMEOUT, C_MAX_RETRIES, C_ATTEMPT, C_LEASE,
 	C_LEASE_EXPIRES_AT, C_WORKER, C_PROGRESS, C_PERSIST, C_CREATED_AT,
-	C_STARTED_AT, C_UPDATED_AT, C_FINISHED_AT, C_NCOLS
+	C_STARTED_AT, C_UPDATED_AT, C_FINISHED_AT, C_DESIRED_STATUS, C_MESSAGE,
+	C_ROLLBACK_ENABLED, C_CREATED_BY, C_NCOLS
 } JobCol;
 
 static const char *const job_col_names[C_NCOLS] = {
 	"queue", "id", "run", "version", "status", "payload", "state", "result",
 	"priority", "run_at", "timeout", "max_retries", "attempt", "lease",
 	"lease_expires_at", "worker", "progress", "persist", "created_at",
-	"started_at", "updated_at", "finished_at"
+	"started_at", "updated_at", "finished_at", "desired_status", "message",
+	"rollback_enabled", "created_by"
 };
 
 /* jobq.leased, the row lease returns, column by column. */
@@ -201,6 +206,51 @@ target_close(Target *t)
 }
 
 /*
+ * queue_row: columns names[0..n) of the queue's row of jobq.queues as
+ * snapshot sees it, into values and nulls (copied into the current memory
+ * context); false when the queue does not exist. cache keeps the columns'
+ * attribute numbers for the caller, checked by name at each call.
+ */
+static bool
+queue_row(Datum queue, Snapshot snapshot, int n, const char *const *names,
+		  AttrNumber *cache, Datum *values, bool *nulls)
+{
+	Relation	rel = table_open(jobq_relid("queues"), AccessShareLock);
+	Relation	idx = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	IndexScanDesc scan;
+	ScanKeyData key;
+	bool		found;
+
+	for (int i = 0; i < n; i++)
+	{
+		if (!col_is(desc, cache[i], names[i]))
+			cache[i] = find_col(desc, names[i]);
+		if (cache[i] == 0)
+			elog(ERROR, "jobq: jobq.queues has no column \"%s\"", names[i]);
+	}
+
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ, queue);
+	scan = index_beginscan(rel, idx, snapshot, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	for (int i = 0; found && i < n; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, cache[i] - 1);
+
+		values[i] = slot_getattr(slot, cache[i], &nulls[i]);
+		if (!nulls[i])
+			values[i] = datumCopy(values[i], att->attbyval, att->attlen);
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
  * Whether the queue may be leased from here: true with *paused, when
  * jobq.queues has the queue and it is not capped by max_running; false
  * when it is capped or missing (the statements' path says which).
@@ -208,39 +258,15 @@ target_close(Target *t)
 static bool
 queue_uncapped(Datum queue, Snapshot snapshot, bool *paused)
 {
-	static AttrNumber a_paused = 0;
-	static AttrNumber a_cap = 0;
-	Relation	rel = table_open(jobq_relid("queues"), AccessShareLock);
-	Relation	idx = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
-	TupleDesc	desc = RelationGetDescr(rel);
-	TupleTableSlot *slot = table_slot_create(rel, NULL);
-	IndexScanDesc scan;
-	ScanKeyData key;
-	bool		ok = false;
+	static const char *const names[2] = {"paused", "max_running"};
+	static AttrNumber cache[2];
+	Datum		values[2];
+	bool		nulls[2];
 
-	if (!col_is(desc, a_paused, "paused"))
-		a_paused = find_col(desc, "paused");
-	if (!col_is(desc, a_cap, "max_running"))
-		a_cap = find_col(desc, "max_running");
-	if (a_paused == 0 || a_cap == 0)
-		elog(ERROR, "jobq: jobq.queues lacks paused or max_running");
-
-	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ, queue);
-	scan = index_beginscan(rel, idx, snapshot, 1, 0);
-	index_rescan(scan, &key, 1, NULL, 0);
-	if (index_getnext_slot(scan, ForwardScanDirection, slot))
-	{
-		bool		isnull;
-
-		*paused = DatumGetBool(slot_getattr(slot, a_paused, &isnull));
-		(void) slot_getattr(slot, a_cap, &isnull);
-		ok = isnull;
-	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
-	return ok;
+	if (!queue_row(queue, snapshot, 2, names, cache, values, nulls))
+		return false;
+	*paused = DatumGetBool(values[0]);
+	return nulls[1];
 }
 
 /*
@@ -418,15 +444,55 @@ jobq_direct_lease(Datum queue, Datum worker, bool worker_null, int n, Datum time
 }
 
 /*
- * What a finished run takes from the job: for each column of jobq.history,
- * the position of the jobq.jobs column of its name in a jobs slot, or -1
- * (deleted_at); and the positions of the history columns a finished run
- * sets itself. Built once per backend and checked by name at each call.
+ * A map from the columns of one row type (to) to the columns of the same
+ * names in another (from): map[i] is the 0-based position in from of to's
+ * column i, or -1 (dropped in to, or no such column in from). Kept for the
+ * backend and checked by name at each use.
  */
-typedef struct HistoryCols
+typedef struct ColMap
 {
 	int		   *map;
 	int			natts;
+} ColMap;
+
+/* col_map: makes m map to onto from; returns whether it had to be built anew. */
+static bool
+col_map(ColMap *m, TupleDesc to, TupleDesc from)
+{
+	bool		ok = m->map != NULL && m->natts == to->natts;
+
+	for (int i = 0; ok && i < to->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(to, i);
+
+		if (m->map[i] >= 0)
+			ok = !att->attisdropped && col_is(from, m->map[i] + 1, NameStr(att->attname));
+		else
+			ok = att->attisdropped || find_col(from, NameStr(att->attname)) == 0;
+	}
+	if (ok)
+		return false;
+	if (m->map)
+		pfree(m->map);
+	m->map = MemoryContextAlloc(TopMemoryContext, sizeof(int) * to->natts);
+	m->natts = to->natts;
+	for (int i = 0; i < to->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(to, i);
+
+		m->map[i] = att->attisdropped ? -1 : find_col(from, NameStr(att->attname)) - 1;
+	}
+	return true;
+}
+
+/*
+ * What a finished run takes from the job: each column of jobq.history from
+ * the jobq.jobs column of its name, or NULL (deleted_at); and the positions
+ * of the history columns a finished run sets itself.
+ */
+typedef struct HistoryCols
+{
+	ColMap		cols;
 	int			status,
 				result,
 				progress,
@@ -439,30 +505,10 @@ typedef struct HistoryCols
 static const HistoryCols *
 history_cols(TupleDesc hdesc, TupleDesc jdesc)
 {
-	static HistoryCols hc = {NULL, 0};
-	bool		ok = hc.map != NULL && hc.natts == hdesc->natts;
+	static HistoryCols hc;
 
-	for (int i = 0; ok && i < hdesc->natts; i++)
+	if (col_map(&hc.cols, hdesc, jdesc))
 	{
-		Form_pg_attribute h = TupleDescAttr(hdesc, i);
-
-		if (hc.map[i] >= 0)
-			ok = !h->attisdropped && col_is(jdesc, hc.map[i] + 1, NameStr(h->attname));
-		else
-			ok = h->attisdropped || find_col(jdesc, NameStr(h->attname)) == 0;
-	}
-	if (!ok)
-	{
-		if (hc.map)
-			pfree(hc.map);
-		hc.map = MemoryContextAlloc(TopMemoryContext, sizeof(int) * hdesc->natts);
-		hc.natts = hdesc->natts;
-		for (int i = 0; i < hdesc->natts; i++)
-		{
-			Form_pg_attribute h = TupleDescAttr(hdesc, i);
-
-			hc.map[i] = h->attisdropped ? -1 : find_col(jdesc, NameStr(h->attname)) - 1;
-		}
 		hc.status = find_col(hdesc, "status") - 1;
 		hc.result = find_col(hdesc, "result") - 1;
 		hc.progress = find_col(hdesc, "progress") - 1;
@@ -473,7 +519,7 @@ history_cols(TupleDesc hdesc, TupleDesc jdesc)
 		if (hc.status < 0 || hc.result < 0 || hc.progress < 0 || hc.updated < 0 ||
 			hc.finished < 0 || hc.lease < 0 || hc.expires < 0)
 		{
-			hc.natts = 0;		/* not valid: look again next time */
+			hc.cols.natts = 0;	/* not valid: look again next time */
 			elog(ERROR, "jobq: jobq.history lacks a column of a finished run");
 		}
 	}
@@ -605,10 +651,12 @@ again:
 			continue;			/* deleted by this very call: named twice */
 
 		ExecClearTuple(h.slot);
-		for (int a = 0; a < hc->natts; a++)
+		for (int a = 0; a < hc->cols.natts; a++)
 		{
-			h.slot->tts_values[a] = hc->map[a] >= 0 ? old->tts_values[hc->map[a]] : (Datum) 0;
-			h.slot->tts_isnull[a] = hc->map[a] >= 0 ? old->tts_isnull[hc->map[a]] : true;
+			int			from = hc->cols.map[a];
+
+			h.slot->tts_values[a] = from >= 0 ? old->tts_values[from] : (Datum) 0;
+			h.slot->tts_isnull[a] = from >= 0 ? old->tts_isnull[from] : true;
 		}
 		h.slot->tts_values[hc->status] = CStringGetTextDatum("finished");
 		h.slot->tts_isnull[hc->status] = false;
@@ -636,4 +684,116 @@ again:
 	table_close(rel, NoLock);
 	CommandCounterIncrement();
 	return finished;
+}
+
+/*
+ * jobq_direct_enqueue: the common jobq.enqueue (fcinfo's arguments: queue,
+ * payload, id, timeout, max_retries, persist, run_at, priority, state) of a
+ * job with a generated id (id NULL), the queue's timeout (timeout NULL) and
+ * persist, into jobq.jobs_persistent, as jobq._enqueue_sql's INSERT makes
+ * it: max_retries the queue's unless given, and the table's defaults
+ * (sql/src/00_core.sql), with one clock reading for run_at (unless given),
+ * created_at and updated_at. Puts the job, as the row type rdesc (blessed),
+ * in *result and returns true; returns false when the statements must do
+ * it: the queue does not exist yet (they create it), or a table has
+ * triggers (which would not fire here), row security, or a column this
+ * path does not know. The caller sends the notification.
+ */
+bool
+jobq_direct_enqueue(FunctionCallInfo fcinfo, TupleDesc rdesc, Datum *result)
+{
+	static const char *const qnames[2] = {"timeout", "max_retries"};
+	static AttrNumber qcache[2];
+	static ColMap answer;
+	Datum		q[2];
+	bool		qnulls[2];
+	Relation	parent;
+	Relation	rel;
+	TupleDesc	desc;
+	Target		t;
+	int			pos[C_NCOLS];
+	int			known = 0;
+	Datum	   *values;
+	bool	   *nulls;
+	Datum	   *rvalues;
+	bool	   *rnulls;
+	TimestampTz now;
+
+	/* what the executor checks before an INSERT, the statements' way */
+	PreventCommandIfReadOnly("INSERT");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (!queue_row(PG_GETARG_DATUM(0), GetActiveSnapshot(), 2, qnames, qcache, q, qnulls) ||
+		qnulls[0] || (qnulls[1] && PG_ARGISNULL(4)))
+	{
+		PopActiveSnapshot();
+		return false;
+	}
+	parent = table_open(jobq_relid("jobs"), RowExclusiveLock);
+	rel = table_open(jobq_relid("jobs_persistent"), RowExclusiveLock);
+	desc = RelationGetDescr(rel);
+	for (int i = 0; i < desc->natts; i++)
+		known += !TupleDescAttr(desc, i)->attisdropped;
+	if (parent->trigdesc != NULL || rel->trigdesc != NULL || known != C_NCOLS ||
+		parent->rd_rel->relrowsecurity || rel->rd_rel->relrowsecurity)
+	{
+		table_close(rel, RowExclusiveLock);
+		table_close(parent, RowExclusiveLock);
+		PopActiveSnapshot();
+		return false;
+	}
+	job_columns(desc, pos);
+	target_open(&t, rel, NULL);
+
+	now = GetCurrentTimestamp();
+	values = t.slot->tts_values;
+	nulls = t.slot->tts_isnull;
+	ExecClearTuple(t.slot);
+	memset(nulls, true, sizeof(bool) * desc->natts);
+#define SET(col, v) (values[pos[col]] = (v), nulls[pos[col]] = false)
+	SET(C_QUEUE, PG_GETARG_DATUM(0));
+	SET(C_ID, jobq_new_id_datum());
+	SET(C_RUN, Int64GetDatum(nextval_internal(jobq_relid("run_seq"), false)));
+	SET(C_VERSION, Int32GetDatum(0));
+	SET(C_STATUS, CStringGetTextDatum("pending"));
+	SET(C_DESIRED_STATUS, CStringGetTextDatum("running"));
+	SET(C_PAYLOAD, PG_ARGISNULL(1) ? DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")) :
+		PG_GETARG_DATUM(1));
+	if (!PG_ARGISNULL(8))
+		SET(C_STATE, PG_GETARG_DATUM(8));
+	SET(C_PRIORITY, PG_ARGISNULL(7) ? Int32GetDatum(0) : PG_GETARG_DATUM(7));
+	SET(C_RUN_AT, PG_ARGISNULL(6) ? TimestampTzGetDatum(now) : PG_GETARG_DATUM(6));
+	SET(C_TIMEOUT, q[0]);
+	SET(C_MAX_RETRIES, PG_ARGISNULL(4) ? q[1] : PG_GETARG_DATUM(4));
+	SET(C_ATTEMPT, Int32GetDatum(0));
+	SET(C_PERSIST, BoolGetDatum(true));
+	SET(C_ROLLBACK_ENABLED, BoolGetDatum(false));
+	SET(C_CREATED_BY, jobq_caller_datum());
+	SET(C_CREATED_AT, TimestampTzGetDatum(now));
+	SET(C_UPDATED_AT, TimestampTzGetDatum(now));
+#undef SET
+	ExecStoreVirtualTuple(t.slot);
+	if (desc->constr != NULL)
+		ExecConstraints(t.rri, t.slot, t.estate);
+
+	/* the answer, taken before the insert materialises the slot */
+	col_map(&answer, rdesc, desc);
+	rvalues = palloc(sizeof(Datum) * rdesc->natts);
+	rnulls = palloc(sizeof(bool) * rdesc->natts);
+	for (int i = 0; i < rdesc->natts; i++)
+	{
+		int			from = answer.map[i];
+
+		rvalues[i] = from >= 0 ? values[from] : (Datum) 0;
+		rnulls[i] = from < 0 || nulls[from];
+	}
+
+	table_tuple_insert(rel, t.slot, t.estate->es_output_cid, 0, NULL);
+	ExecInsertIndexTuples(t.rri, t.slot, t.estate, false, false, NULL, NIL);
+	*result = HeapTupleGetDatum(heap_form_tuple(rdesc, rvalues, rnulls));
+	target_close(&t);
+	table_close(rel, NoLock);	/* locked until the end of the transaction */
+	table_close(parent, NoLock);
+	PopActiveSnapshot();
+	CommandCounterIncrement();
+	return true;
 }

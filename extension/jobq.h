@@ -20,6 +20,8 @@
 
 #define JOBQ_QUEUE_MAXLEN	128
 #define JOBQ_LEASE_MAX		10000
+/* No NOTIFY once PostgreSQL's notification queue is this full (jobq._notify says so too). */
+#define JOBQ_NOTIFY_MAX_USAGE	0.5
 
 /* args.c */
 extern char *jobq_queue_arg(FunctionCallInfo fcinfo, int argno);
@@ -29,6 +31,8 @@ extern void jobq_check_positive_interval(Datum interval, const char *argname);
 
 /* lease.c */
 extern Datum jobq_token_datum(void);
+extern Datum jobq_new_id_datum(void);
+extern Datum jobq_caller_datum(void);
 
 /* direct.c: lease and complete without the executor */
 extern int	jobq_direct_lease(Datum queue, Datum worker, bool worker_null, int n,
@@ -37,6 +41,7 @@ extern int	jobq_direct_lease(Datum queue, Datum worker, bool worker_null, int n,
 extern int	jobq_direct_complete(Datum queue, int n, Datum *ids, Datum *leases,
 								 bool *lease_nulls, Datum *results, bool *result_nulls,
 								 TimestampTz now, bool *done);
+extern bool jobq_direct_enqueue(FunctionCallInfo fcinfo, TupleDesc rdesc, Datum *result);
 
 /* plan.c */
 extern SPIPlanPtr jobq_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes);
@@ -61,5 +66,8 @@ extern PGDLLEXPORT void jobq_reaper_main(Datum main_arg);
 
 /* bgworker/notify.c: NOTIFYs left to the reaper */
 extern void jobq_notify_init(void);
+extern bool jobq_notify_later_text(text *queue);
+extern double jobq_notify_queue_usage(void);
+extern void jobq_notify(text *queue);
 
 #endif							/* JOBQ_H */

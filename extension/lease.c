@@ -104,6 +104,13 @@ jobq_token_datum(void)
 Datum
 jobq_new_id(PG_FUNCTION_ARGS)
 {
+	return jobq_new_id_datum();
+}
+
+/* A generated job id (see jobq_new_id), a palloc'd text datum. */
+Datum
+jobq_new_id_datum(void)
+{
 	static const char hex[] = "0123456789abcdef";
 	unsigned char b[16];
 	char		out[37];
@@ -128,7 +135,7 @@ jobq_new_id(PG_FUNCTION_ARGS)
 		out[o++] = hex[b[i] & 0x0f];
 	}
 	out[o] = '\0';
-	PG_RETURN_TEXT_P(cstring_to_text(out));
+	return PointerGetDatum(cstring_to_text(out));
 }
 
 /*

@@ -571,24 +571,30 @@ COMMENT ON FUNCTION jobq.resume_queue(text) IS 'resumes a paused queue';
 
 /* ----------------------------------------------------------------- enqueue */
 
-CREATE FUNCTION jobq.enqueue(
+/*
+ * _enqueue_sql: jobq.enqueue by statements. jobq.enqueue (C, extension/enqueue.c) inserts
+ * the common job itself (a queue that exists; no id, timeout or persist given) and calls
+ * this for every other: it creates the queue on first use, checks a given id and timeout,
+ * and inserts through the partitioned table.
+ */
+CREATE FUNCTION jobq._enqueue_sql(
 	queue text,
-	payload jsonb DEFAULT '{}',
-	id text DEFAULT NULL,
-	timeout interval DEFAULT NULL,
-	max_retries integer DEFAULT NULL,
-	persist boolean DEFAULT true,
-	run_at timestamptz DEFAULT NULL,
-	priority integer DEFAULT 0,
-	state jsonb DEFAULT NULL)
+	payload jsonb,
+	id text,
+	timeout interval,
+	max_retries integer,
+	persist boolean,
+	run_at timestamptz,
+	priority integer,
+	state jsonb)
 RETURNS jobq.job
 LANGUAGE plpgsql AS $$
 DECLARE
 	q jobq.queues;
 	j jobq.job;
 BEGIN
-	-- the common case inline (a PL/pgSQL call costs about as much as the INSERT)
-	SELECT * INTO q FROM jobq.queues AS x WHERE x.queue = enqueue.queue;
+	-- the queue inline (a PL/pgSQL call of jobq._queue costs about as much as the INSERT)
+	SELECT * INTO q FROM jobq.queues AS x WHERE x.queue = _enqueue_sql.queue;
 	IF NOT FOUND THEN
 		q := jobq._queue(queue);
 	END IF;
@@ -600,7 +606,7 @@ BEGIN
 	ELSE
 		PERFORM jobq._check_id(id);
 		PERFORM jobq._lock_bucket(jobq._key_bucket(queue, id));
-		IF EXISTS (SELECT 1 FROM jobq.jobs x WHERE x.queue = enqueue.queue AND x.id = enqueue.id) THEN
+		IF EXISTS (SELECT 1 FROM jobq.jobs x WHERE x.queue = _enqueue_sql.queue AND x.id = _enqueue_sql.id) THEN
 			RAISE EXCEPTION 'job "%" already exists in queue "%"', id, queue
 				USING ERRCODE = 'unique_violation';
 		END IF;
@@ -627,6 +633,19 @@ BEGIN
 	RETURN j;
 END
 $$;
+
+CREATE FUNCTION jobq.enqueue(
+	queue text,
+	payload jsonb DEFAULT '{}',
+	id text DEFAULT NULL,
+	timeout interval DEFAULT NULL,
+	max_retries integer DEFAULT NULL,
+	persist boolean DEFAULT true,
+	run_at timestamptz DEFAULT NULL,
+	priority integer DEFAULT 0,
+	state jsonb DEFAULT NULL)
+RETURNS jobq.job
+LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'jobq_enqueue';
 COMMENT ON FUNCTION jobq.enqueue(text, jsonb, text, interval, integer, boolean, timestamptz, integer, jsonb) IS
 	'enqueues a job (id generated when NULL); creates the queue on first use; 23505 if (queue, id) is live';
 

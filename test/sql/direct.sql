@@ -122,13 +122,80 @@ SELECT count(*) FROM jobq.complete_batch('dq', (SELECT array_agg(id) FROM l),
 DROP TRIGGER log_history ON jobq.history;
 SELECT * FROM trig_log ORDER BY tbl, id, op;
 
+------------------------------------------------------------ enqueue: the same row either way
+-- The common call (the queue exists; no id, timeout or persist given) inserts its row
+-- directly (extension/enqueue.c); jobq._enqueue_sql, the statements every other call takes,
+-- must make the same row.
+CREATE TEMP TABLE ed AS SELECT * FROM jobq.enqueue('dq', '{"n": 2}', max_retries => 5,
+	run_at => '2030-01-01 00:00+00', priority => 4, state => '{"s": 1}');
+CREATE TEMP TABLE es AS SELECT * FROM jobq._enqueue_sql('dq', '{"n": 2}', NULL, NULL, 5, true,
+	'2030-01-01 00:00+00', 4, '{"s": 1}');
+SELECT (SELECT to_jsonb(x) - '{id,run,created_at,updated_at}'::text[] FROM ed x)
+	= (SELECT to_jsonb(x) - '{id,run,created_at,updated_at}'::text[] FROM es x) AS same_answer,
+	(SELECT to_jsonb(x) - '{id,run,created_at,updated_at}'::text[] FROM jobq.jobs x
+		WHERE x.id = (SELECT id FROM ed))
+	= (SELECT to_jsonb(x) - '{id,run,created_at,updated_at}'::text[] FROM jobq.jobs x
+		WHERE x.id = (SELECT id FROM es)) AS same_live_row,
+	(SELECT to_jsonb(x) FROM ed x) = (SELECT to_jsonb(x) FROM jobq.jobs x
+		WHERE x.id = (SELECT id FROM ed)) AS answer_is_the_row,
+	(SELECT run FROM es) > (SELECT run FROM ed) AS runs_from_one_sequence;
+-- the defaults: payload {} (also for NULL), the queue's timeout and max_retries, one clock
+SELECT j.payload, j.timeout, j.max_retries, j.priority, j.state, j.status, j.desired_status,
+	j.version, j.attempt, j.persist, j.rollback_enabled, j.created_by = current_user AS by_caller,
+	j.run_at = j.created_at AND j.created_at = j.updated_at AS one_clock,
+	j.id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$' AS uuid7_id
+FROM jobq.enqueue('dq') j UNION ALL
+SELECT j.payload, j.timeout, j.max_retries, j.priority, j.state, j.status, j.desired_status,
+	j.version, j.attempt, j.persist, j.rollback_enabled, j.created_by = current_user,
+	j.run_at = j.created_at AND j.created_at = j.updated_at,
+	j.id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'
+FROM jobq.enqueue('dq', NULL, priority => NULL) j;
+-- every other call takes the statements, and fails as they do
+SELECT (jobq.enqueue('dq_new')).status;                              -- creates the queue
+SELECT count(*) AS created FROM jobq.queues WHERE queue = 'dq_new';
+SELECT (jobq.enqueue('dq', id => 'e1')).id;
+SELECT jobq.enqueue('dq', id => 'e1');                                -- 23505 live
+\echo :LAST_ERROR_SQLSTATE
+SELECT jobq.enqueue('dq', timeout => '-1 s');                         -- 22023
+\echo :LAST_ERROR_SQLSTATE
+SELECT jobq.enqueue(NULL);                                            -- 22004
+\echo :LAST_ERROR_SQLSTATE
+SELECT jobq.enqueue(repeat('q', 200));                                -- 22023 name
+\echo :LAST_ERROR_SQLSTATE
+BEGIN READ ONLY;
+SELECT jobq.enqueue('dq');                                            -- 25006
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+BEGIN;
+SELECT (jobq.enqueue('dq', '{"rolled": "back"}')).status;
+ROLLBACK;
+SELECT count(*) AS rolled_back_jobs FROM jobq.jobs WHERE payload ? 'rolled';
+SELECT (jobq.enqueue('dq', persist => false)).persist;
+SELECT count(*) AS unlogged_jobs FROM jobq.jobs_unlogged;
+SELECT jobq.drop_queue('dq_new', force => true);
+DELETE FROM jobq.jobs_unlogged;
+VACUUM jobq.jobs_unlogged;
+-- a trigger on the live table: the statements run, and it fires
+CREATE TRIGGER log_ins AFTER INSERT ON jobq.jobs_persistent
+	FOR EACH ROW EXECUTE FUNCTION log_row();
+SELECT (jobq.enqueue('dq', '{"t": 1}')).status;
+DROP TRIGGER log_ins ON jobq.jobs_persistent;
+SELECT tbl, op FROM trig_log WHERE op = 'INSERT' AND tbl = 'jobs_persistent';
+SELECT count(*) AS enqueued_here FROM jobq.jobs
+WHERE queue = 'dq' AND created_at >= (SELECT created_at FROM ed);
+DELETE FROM jobq.jobs WHERE queue = 'dq' AND created_at >= (SELECT created_at FROM ed);
+
 ------------------------------------------------------------ every index whole
--- 2 000 jobs through the direct path in leases of 1 to 100, half completed one by one,
--- half in batches, with payloads big enough to be stored out of line (TOAST)
+-- 2 000 jobs, half enqueued in a batch and half one by one (the direct path), through the
+-- direct path in leases of 1 to 100, half completed one by one, half in batches, with
+-- payloads big enough to be stored out of line (TOAST)
 SELECT count(*) FROM jobq.enqueue_batch('dq', (SELECT jsonb_agg(jsonb_build_object(
 	'payload', jsonb_build_object('i', i, 'pad', CASE WHEN i % 100 = 0
 		THEN (SELECT string_agg(md5(k::text), '') FROM generate_series(1, 400) k) END),
-	'priority', i % 3)) FROM generate_series(1, 2000) i));
+	'priority', i % 3)) FROM generate_series(1, 1000) i));
+SELECT count(jobq.enqueue('dq', jsonb_build_object('i', i, 'pad', CASE WHEN i % 100 = 0
+		THEN (SELECT string_agg(md5(k::text), '') FROM generate_series(1, 400) k) END),
+	priority => i % 3)) FROM generate_series(1001, 2000) i;
 DO $$
 DECLARE
 	k int := 0;

@@ -3,8 +3,9 @@
 # transaction that makes jobs leasable is sent by the reaper once the transaction has
 # committed (bgworker/notify.c), so that enqueues do not commit one at a time behind
 # PostgreSQL's NOTIFY lock:
-# 1. an enqueue's and an enqueue_batch's notifications come from the reaper's PID, with the
-#    queue as payload, and none from the enqueuing session;
+# 1. an enqueue's (directly inserted, or through the statements) and an enqueue_batch's
+#    notifications come from the reaper's PID, with the queue as payload, and none from the
+#    enqueuing session;
 # 2. an enqueue that rolls back notifies nobody;
 # 3. with jobq.notify_via_reaper = off the session notifies itself;
 # 4. one transaction that enqueues into 40 queues (more than the reaper's slot holds, 32)
@@ -29,9 +30,14 @@ reaper=$(q "SELECT jobq.start_reaper()")
 wait_for "SELECT jobq.stats() -> 'reaper' ->> 'status' = 'running'" 10
 ok "a reaper serves the database (PID $reaper)"
 
+# queues a and off exist: jobq.enqueue inserts their jobs directly (extension/enqueue.c);
+# into s, with an id given, and into the new queue off2, it runs the statements
+q "SELECT jobq.create_queue('a'), jobq.create_queue('off')" >/dev/null
 out=$(listen "SELECT count(*) FROM jobq.enqueue('a')" "SELECT count(*) FROM jobq.enqueue('a')" \
+	"SELECT count(*) FROM jobq.enqueue('s', id => 'x')" \
 	"SELECT count(*) FROM jobq.enqueue_batch('b', '[{}, {}, {}]')")
 expect_eq "$(from "$out" a)" "$reaper" "enqueue: notified by the reaper"
+expect_eq "$(from "$out" s)" "$reaper" "enqueue with an id (the statements): notified by the reaper"
 expect_eq "$(from "$out" b)" "$reaper" "enqueue_batch: notified by the reaper"
 grep -q "PID $(own "$out")\.$" <<<"$out" && die "the enqueuing session notified too: $out"
 ok "and not by the enqueuing session"
@@ -40,8 +46,10 @@ out=$(listen "BEGIN" "SELECT count(*) FROM jobq.enqueue('rb')" "ROLLBACK")
 expect_eq "$(from "$out" rb)" "" "an enqueue that rolls back notifies nobody"
 expect_eq "$(q "SELECT count(*) FROM jobq.jobs WHERE queue = 'rb'")" 0 "and left no job"
 
-out=$(listen "SET jobq.notify_via_reaper = off" "SELECT count(*) FROM jobq.enqueue('off')")
+out=$(listen "SET jobq.notify_via_reaper = off" "SELECT count(*) FROM jobq.enqueue('off')" \
+	"SELECT count(*) FROM jobq.enqueue('off2')")
 expect_eq "$(from "$out" off)" "$(own "$out")" "jobq.notify_via_reaper = off: the session notifies itself"
+expect_eq "$(from "$out" off2)" "$(own "$out")" "and so it does through the statements"
 
 out=$(listen "SELECT count(*) FROM generate_series(1, 40) i, LATERAL jobq.enqueue('m' || i)")
 expect_eq "$(grep -oE 'payload "m[0-9]+"' <<<"$out" | sort -u | wc -l)" 40 \

@@ -1,9 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * direct.c
- *	  The hot path without the executor: lease and complete of persistent
- *	  jobs (jobq.jobs_persistent) through the table and index access
- *	  methods, as PostgreSQL's logical replication applies rows.
+ *	  The hot path without the executor: lease, complete and enqueue of
+ *	  persistent jobs (jobq.jobs_persistent) through the table and index
+ *	  access methods, as PostgreSQL's logical replication applies rows.
  *
  *	  A statement run by SPI sets up its plan's every node, expression and
  *	  tuple descriptor at each call, then tears them down: for a lease or a
@@ -24,11 +24,13 @@
  *	    job is then looked up again in a fresh snapshot, as DELETE
  *	    re-checks the row's newest version), and its finished run inserted
  *	    into jobq.history with the same columns as FINISHED_INSERT.
+ *	  - enqueue: the row jobq._enqueue_sql's INSERT makes of a job with a
+ *	    generated id into a queue that exists (see enqueue.c).
  *
- *	  Either gives way to the statements (returns -1) when a table has
- *	  triggers that these calls would have fired: they would not fire
- *	  here. The callers run it only while no unlogged job exists
- *	  (jobq_persistent_only), so every live job is in jobq.jobs_persistent.
+ *	  Each gives way to the statements when a table has triggers that these
+ *	  calls would have fired: they would not fire here. Lease and complete
+ *	  run only while no unlogged job exists (jobq_persistent_only), so every
+ *	  live job is in jobq.jobs_persistent; enqueue only for a persistent job.
  *
  *-------------------------------------------------------------------------
  */

@@ -32,9 +32,11 @@ extern void jobq_check_positive_interval(Datum interval, const char *argname);
 /* lease.c */
 extern Datum jobq_token_datum(void);
 extern Datum jobq_new_id_datum(void);
+
+/* caller.c */
 extern Datum jobq_caller_datum(void);
 
-/* direct.c: lease and complete without the executor */
+/* direct.c: lease, complete and enqueue without the executor */
 extern int	jobq_direct_lease(Datum queue, Datum worker, bool worker_null, int n,
 							  Datum timeout, bool timeout_null, TimestampTz now,
 							  ReturnSetInfo *rsinfo);

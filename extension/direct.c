@@ -31,6 +31,9 @@
  *	  calls would have fired: they would not fire here. Lease and complete
  *	  run only while no unlogged job exists (jobq_persistent_only), so every
  *	  live job is in jobq.jobs_persistent; enqueue only for a persistent job.
+ *	  Row security does not apply here, as it does not to the statements:
+ *	  the API functions run as the extension's owner, a superuser
+ *	  (jobq.control).
  *
  *-------------------------------------------------------------------------
  */
@@ -487,6 +490,20 @@ col_map(ColMap *m, TupleDesc to, TupleDesc from)
 	return true;
 }
 
+/* col_map_copy: the values of a row of from, as a row of to (NULL where m has none). */
+static void
+col_map_copy(const ColMap *m, const Datum *values, const bool *nulls,
+			 Datum *to_values, bool *to_nulls)
+{
+	for (int i = 0; i < m->natts; i++)
+	{
+		int			from = m->map[i];
+
+		to_values[i] = from >= 0 ? values[from] : (Datum) 0;
+		to_nulls[i] = from < 0 || nulls[from];
+	}
+}
+
 /*
  * What a finished run takes from the job: each column of jobq.history from
  * the jobq.jobs column of its name, or NULL (deleted_at); and the positions
@@ -653,13 +670,8 @@ again:
 			continue;			/* deleted by this very call: named twice */
 
 		ExecClearTuple(h.slot);
-		for (int a = 0; a < hc->cols.natts; a++)
-		{
-			int			from = hc->cols.map[a];
-
-			h.slot->tts_values[a] = from >= 0 ? old->tts_values[from] : (Datum) 0;
-			h.slot->tts_isnull[a] = from >= 0 ? old->tts_isnull[from] : true;
-		}
+		col_map_copy(&hc->cols, old->tts_values, old->tts_isnull,
+					 h.slot->tts_values, h.slot->tts_isnull);
 		h.slot->tts_values[hc->status] = CStringGetTextDatum("finished");
 		h.slot->tts_isnull[hc->status] = false;
 		h.slot->tts_values[hc->result] = results[i];
@@ -698,8 +710,8 @@ again:
  * created_at and updated_at. Puts the job, as the row type rdesc (blessed),
  * in *result and returns true; returns false when the statements must do
  * it: the queue does not exist yet (they create it), or a table has
- * triggers (which would not fire here), row security, or a column this
- * path does not know. The caller sends the notification.
+ * triggers (which would not fire here) or a column this path does not
+ * know. The caller sends the notification.
  */
 bool
 jobq_direct_enqueue(FunctionCallInfo fcinfo, TupleDesc rdesc, Datum *result)
@@ -733,10 +745,15 @@ jobq_direct_enqueue(FunctionCallInfo fcinfo, TupleDesc rdesc, Datum *result)
 	parent = table_open(jobq_relid("jobs"), RowExclusiveLock);
 	rel = table_open(jobq_relid("jobs_persistent"), RowExclusiveLock);
 	desc = RelationGetDescr(rel);
+
+	/*
+	 * Every column must be one this path sets or leaves NULL (JobCol): a
+	 * column added to the table later, perhaps with a default, takes the
+	 * statements, which know its default.
+	 */
 	for (int i = 0; i < desc->natts; i++)
 		known += !TupleDescAttr(desc, i)->attisdropped;
-	if (parent->trigdesc != NULL || rel->trigdesc != NULL || known != C_NCOLS ||
-		parent->rd_rel->relrowsecurity || rel->rd_rel->relrowsecurity)
+	if (parent->trigdesc != NULL || rel->trigdesc != NULL || known != C_NCOLS)
 	{
 		table_close(rel, RowExclusiveLock);
 		table_close(parent, RowExclusiveLock);
@@ -781,13 +798,7 @@ jobq_direct_enqueue(FunctionCallInfo fcinfo, TupleDesc rdesc, Datum *result)
 	col_map(&answer, rdesc, desc);
 	rvalues = palloc(sizeof(Datum) * rdesc->natts);
 	rnulls = palloc(sizeof(bool) * rdesc->natts);
-	for (int i = 0; i < rdesc->natts; i++)
-	{
-		int			from = answer.map[i];
-
-		rvalues[i] = from >= 0 ? values[from] : (Datum) 0;
-		rnulls[i] = from < 0 || nulls[from];
-	}
+	col_map_copy(&answer, values, nulls, rvalues, rnulls);
 
 	table_tuple_insert(rel, t.slot, t.estate->es_output_cid, 0, NULL);
 	ExecInsertIndexTuples(t.rri, t.slot, t.estate, false, false, NULL, NIL);

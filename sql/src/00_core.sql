@@ -593,11 +593,7 @@ DECLARE
 	q jobq.queues;
 	j jobq.job;
 BEGIN
-	-- the queue inline (a PL/pgSQL call of jobq._queue costs about as much as the INSERT)
-	SELECT * INTO q FROM jobq.queues AS x WHERE x.queue = _enqueue_sql.queue;
-	IF NOT FOUND THEN
-		q := jobq._queue(queue);
-	END IF;
+	q := jobq._queue(queue);
 	IF timeout IS NOT NULL THEN
 		PERFORM jobq._check_timeout(timeout);
 	END IF;
@@ -626,10 +622,7 @@ BEGIN
 		x.lease_expires_at, x.worker, x.progress, x.message, x.persist, x.rollback_enabled,
 		x.created_by, x.created_at, x.started_at, x.updated_at, x.finished_at
 	INTO j;
-	-- jobq._notify, inline
-	IF NOT jobq._notify_later(queue) AND pg_catalog.pg_notification_queue_usage() < 0.5 THEN
-		PERFORM pg_catalog.pg_notify('jobq', queue);
-	END IF;
+	PERFORM jobq._notify(queue);
 	RETURN j;
 END
 $$;

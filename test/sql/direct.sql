@@ -184,6 +184,15 @@ SELECT tbl, op FROM trig_log WHERE op = 'INSERT' AND tbl = 'jobs_persistent';
 SELECT count(*) AS enqueued_here FROM jobq.jobs
 WHERE queue = 'dq' AND created_at >= (SELECT created_at FROM ed);
 DELETE FROM jobq.jobs WHERE queue = 'dq' AND created_at >= (SELECT created_at FROM ed);
+-- a column this path does not know (here with a default): the statements run, and set it;
+-- once it is dropped, the direct path again, past the dropped column
+ALTER TABLE jobq.jobs ADD COLUMN extra integer DEFAULT 7;
+SELECT (jobq.enqueue('dq', '{"extra": 1}')).status;
+SELECT extra FROM jobq.jobs WHERE payload = '{"extra": 1}';
+ALTER TABLE jobq.jobs DROP COLUMN extra;
+SELECT (jobq.enqueue('dq', '{"extra": 2}')).status;
+SELECT payload, status, max_retries FROM jobq.jobs WHERE payload ? 'extra' ORDER BY run;
+DELETE FROM jobq.jobs WHERE payload ? 'extra';
 
 ------------------------------------------------------------ every index whole
 -- 2 000 jobs, half enqueued in a batch and half one by one (the direct path), through the

@@ -58,13 +58,18 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
 #include "jobq.h"
+
+/* Rows of an enqueue_batch written together (as COPY's MAX_BUFFERED_TUPLES). */
+#define BATCH_SLOTS		1000
 
 /* The columns of jobq.jobs the hot path reads or writes. */
 typedef enum JobCol
@@ -701,50 +706,67 @@ again:
 }
 
 /*
- * jobq_direct_enqueue: the common jobq.enqueue (fcinfo's arguments: queue,
- * payload, id, timeout, max_retries, persist, run_at, priority, state) of a
- * job with a generated id (id NULL), the queue's timeout (timeout NULL) and
- * persist, into jobq.jobs_persistent, as jobq._enqueue_sql's INSERT makes
- * it: max_retries the queue's unless given, and the table's defaults
- * (sql/src/00_core.sql), with one clock reading for run_at (unless given),
- * created_at and updated_at. Puts the job, as the row type rdesc (blessed),
- * in *result and returns true; returns false when the statements must do
- * it: the queue does not exist yet (they create it), or a table has
- * triggers (which would not fire here) or a column this path does not
- * know. The caller sends the notification.
+ * What an enqueue writes: rows of jobq.jobs_persistent made as
+ * jobq._enqueue_sql's INSERT makes them, with the queue's timeout and
+ * max_retries.
  */
-bool
-jobq_direct_enqueue(FunctionCallInfo fcinfo, TupleDesc rdesc, Datum *result)
+typedef struct EnqueueTarget
+{
+	Relation	parent;			/* jobq.jobs, locked as an INSERT locks it */
+	Relation	rel;			/* jobq.jobs_persistent */
+	Target		t;
+	int			pos[C_NCOLS];
+	Datum		timeout;		/* the queue's */
+	Datum		max_retries;	/* the queue's; NULL: none */
+	bool		max_retries_null;
+	Datum		created_by;
+} EnqueueTarget;
+
+/* One job: its queue, and what enqueue's arguments gave. */
+typedef struct EnqueueJob
+{
+	Datum		payload;
+	Datum		state;			/* or NULL */
+	bool		state_null;
+	Datum		priority;
+	Datum		run_at;			/* or NULL: now */
+	bool		run_at_null;
+	Datum		max_retries;	/* or NULL: the queue's */
+	bool		max_retries_null;
+} EnqueueJob;
+
+/*
+ * enqueue_open: e ready to take jobs of the queue. False, with nothing
+ * opened, when the statements must do it: the queue does not exist yet
+ * (they create it), it has no timeout, or no max_retries while a job needs
+ * the queue's (need_max_retries), or a table has triggers (which would not
+ * fire here) or a column this path does not know.
+ */
+static bool
+enqueue_open(Datum queue, bool need_max_retries, EnqueueTarget *e)
 {
 	static const char *const qnames[2] = {"timeout", "max_retries"};
 	static AttrNumber qcache[2];
-	static ColMap answer;
 	Datum		q[2];
 	bool		qnulls[2];
-	Relation	parent;
-	Relation	rel;
 	TupleDesc	desc;
-	Target		t;
-	int			pos[C_NCOLS];
 	int			known = 0;
-	Datum	   *values;
-	bool	   *nulls;
-	Datum	   *rvalues;
-	bool	   *rnulls;
-	TimestampTz now;
 
 	/* what the executor checks before an INSERT, the statements' way */
 	PreventCommandIfReadOnly("INSERT");
 	PushActiveSnapshot(GetTransactionSnapshot());
-	if (!queue_row(PG_GETARG_DATUM(0), GetActiveSnapshot(), 2, qnames, qcache, q, qnulls) ||
-		qnulls[0] || (qnulls[1] && PG_ARGISNULL(4)))
+	if (!queue_row(queue, GetActiveSnapshot(), 2, qnames, qcache, q, qnulls) ||
+		qnulls[0] || (qnulls[1] && need_max_retries))
 	{
 		PopActiveSnapshot();
 		return false;
 	}
-	parent = table_open(jobq_relid("jobs"), RowExclusiveLock);
-	rel = table_open(jobq_relid("jobs_persistent"), RowExclusiveLock);
-	desc = RelationGetDescr(rel);
+	e->timeout = q[0];
+	e->max_retries = q[1];
+	e->max_retries_null = qnulls[1];
+	e->parent = table_open(jobq_relid("jobs"), RowExclusiveLock);
+	e->rel = table_open(jobq_relid("jobs_persistent"), RowExclusiveLock);
+	desc = RelationGetDescr(e->rel);
 
 	/*
 	 * Every column must be one this path sets or leaves NULL (JobCol): a
@@ -753,60 +775,251 @@ jobq_direct_enqueue(FunctionCallInfo fcinfo, TupleDesc rdesc, Datum *result)
 	 */
 	for (int i = 0; i < desc->natts; i++)
 		known += !TupleDescAttr(desc, i)->attisdropped;
-	if (parent->trigdesc != NULL || rel->trigdesc != NULL || known != C_NCOLS)
+	if (e->parent->trigdesc != NULL || e->rel->trigdesc != NULL || known != C_NCOLS)
 	{
-		table_close(rel, RowExclusiveLock);
-		table_close(parent, RowExclusiveLock);
+		table_close(e->rel, RowExclusiveLock);
+		table_close(e->parent, RowExclusiveLock);
 		PopActiveSnapshot();
 		return false;
 	}
-	job_columns(desc, pos);
-	target_open(&t, rel, NULL);
+	job_columns(desc, e->pos);
+	target_open(&e->t, e->rel, NULL);
+	e->created_by = jobq_caller_datum();
+	return true;
+}
 
-	now = GetCurrentTimestamp();
-	values = t.slot->tts_values;
-	nulls = t.slot->tts_isnull;
-	ExecClearTuple(t.slot);
-	memset(nulls, true, sizeof(bool) * desc->natts);
+/*
+ * enqueue_fill: slot (of e->rel's row type) as the pending job j with a
+ * generated id, the table's defaults elsewhere, and one clock reading for
+ * run_at (unless given), created_at and updated_at; its constraints checked.
+ */
+static void
+enqueue_fill(EnqueueTarget *e, Datum queue, const EnqueueJob *j, TupleTableSlot *slot)
+{
+	Datum	   *values = slot->tts_values;
+	bool	   *nulls = slot->tts_isnull;
+	const int  *pos = e->pos;
+	TimestampTz now = GetCurrentTimestamp();
+
+	ExecClearTuple(slot);
+	memset(nulls, true, sizeof(bool) * slot->tts_tupleDescriptor->natts);
 #define SET(col, v) (values[pos[col]] = (v), nulls[pos[col]] = false)
-	SET(C_QUEUE, PG_GETARG_DATUM(0));
+	SET(C_QUEUE, queue);
 	SET(C_ID, jobq_new_id_datum());
 	SET(C_RUN, Int64GetDatum(nextval_internal(jobq_relid("run_seq"), false)));
 	SET(C_VERSION, Int32GetDatum(0));
 	SET(C_STATUS, CStringGetTextDatum("pending"));
 	SET(C_DESIRED_STATUS, CStringGetTextDatum("running"));
-	SET(C_PAYLOAD, PG_ARGISNULL(1) ? DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")) :
-		PG_GETARG_DATUM(1));
-	if (!PG_ARGISNULL(8))
-		SET(C_STATE, PG_GETARG_DATUM(8));
-	SET(C_PRIORITY, PG_ARGISNULL(7) ? Int32GetDatum(0) : PG_GETARG_DATUM(7));
-	SET(C_RUN_AT, PG_ARGISNULL(6) ? TimestampTzGetDatum(now) : PG_GETARG_DATUM(6));
-	SET(C_TIMEOUT, q[0]);
-	SET(C_MAX_RETRIES, PG_ARGISNULL(4) ? q[1] : PG_GETARG_DATUM(4));
+	SET(C_PAYLOAD, j->payload);
+	if (!j->state_null)
+		SET(C_STATE, j->state);
+	SET(C_PRIORITY, j->priority);
+	SET(C_RUN_AT, j->run_at_null ? TimestampTzGetDatum(now) : j->run_at);
+	SET(C_TIMEOUT, e->timeout);
+	if (!j->max_retries_null)
+		SET(C_MAX_RETRIES, j->max_retries);
+	else if (!e->max_retries_null)
+		SET(C_MAX_RETRIES, e->max_retries);
 	SET(C_ATTEMPT, Int32GetDatum(0));
 	SET(C_PERSIST, BoolGetDatum(true));
 	SET(C_ROLLBACK_ENABLED, BoolGetDatum(false));
-	SET(C_CREATED_BY, jobq_caller_datum());
+	SET(C_CREATED_BY, e->created_by);
 	SET(C_CREATED_AT, TimestampTzGetDatum(now));
 	SET(C_UPDATED_AT, TimestampTzGetDatum(now));
 #undef SET
-	ExecStoreVirtualTuple(t.slot);
-	if (desc->constr != NULL)
-		ExecConstraints(t.rri, t.slot, t.estate);
+	ExecStoreVirtualTuple(slot);
+	if (RelationGetDescr(e->rel)->constr != NULL)
+		ExecConstraints(e->t.rri, slot, e->t.estate);
+}
 
-	/* the answer, taken before the insert materialises the slot */
-	col_map(&answer, rdesc, desc);
-	rvalues = palloc(sizeof(Datum) * rdesc->natts);
-	rnulls = palloc(sizeof(bool) * rdesc->natts);
-	col_map_copy(&answer, values, nulls, rvalues, rnulls);
-
-	table_tuple_insert(rel, t.slot, t.estate->es_output_cid, 0, NULL);
-	ExecInsertIndexTuples(t.rri, t.slot, t.estate, false, false, NULL, NIL);
-	*result = HeapTupleGetDatum(heap_form_tuple(rdesc, rvalues, rnulls));
-	target_close(&t);
-	table_close(rel, NoLock);	/* locked until the end of the transaction */
-	table_close(parent, NoLock);
+/* enqueue_close: e done with; the tables stay locked until the transaction ends. */
+static void
+enqueue_close(EnqueueTarget *e)
+{
+	target_close(&e->t);
+	table_close(e->rel, NoLock);
+	table_close(e->parent, NoLock);
 	PopActiveSnapshot();
 	CommandCounterIncrement();
+}
+
+/*
+ * jobq_direct_enqueue: the common jobq.enqueue (fcinfo's arguments: queue,
+ * payload, id, timeout, max_retries, persist, run_at, priority, state) of a
+ * job with a generated id (id NULL), the queue's timeout (timeout NULL) and
+ * persist, into jobq.jobs_persistent, as jobq._enqueue_sql's INSERT makes
+ * it (enqueue_fill). Puts the job, as the row type rdesc (blessed), in
+ * *result and returns true; returns false when the statements must do it
+ * (enqueue_open). The caller sends the notification.
+ */
+bool
+jobq_direct_enqueue(FunctionCallInfo fcinfo, TupleDesc rdesc, Datum *result)
+{
+	static ColMap answer;
+	EnqueueTarget e;
+	EnqueueJob	j;
+	TupleTableSlot *slot;
+	Datum	   *rvalues;
+	bool	   *rnulls;
+
+	if (!enqueue_open(PG_GETARG_DATUM(0), PG_ARGISNULL(4), &e))
+		return false;
+	j.payload = PG_ARGISNULL(1) ? DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")) :
+		PG_GETARG_DATUM(1);
+	j.state = PG_GETARG_DATUM(8);
+	j.state_null = PG_ARGISNULL(8);
+	j.priority = PG_ARGISNULL(7) ? Int32GetDatum(0) : PG_GETARG_DATUM(7);
+	j.run_at = PG_GETARG_DATUM(6);
+	j.run_at_null = PG_ARGISNULL(6);
+	j.max_retries = PG_GETARG_DATUM(4);
+	j.max_retries_null = PG_ARGISNULL(4);
+	slot = e.t.slot;
+	enqueue_fill(&e, PG_GETARG_DATUM(0), &j, slot);
+
+	/* the answer, taken before the insert materialises the slot */
+	col_map(&answer, rdesc, RelationGetDescr(e.rel));
+	rvalues = palloc(sizeof(Datum) * rdesc->natts);
+	rnulls = palloc(sizeof(bool) * rdesc->natts);
+	col_map_copy(&answer, slot->tts_values, slot->tts_isnull, rvalues, rnulls);
+
+	table_tuple_insert(e.rel, slot, e.t.estate->es_output_cid, 0, NULL);
+	ExecInsertIndexTuples(e.t.rri, slot, e.t.estate, false, false, NULL, NIL);
+	*result = HeapTupleGetDatum(heap_form_tuple(rdesc, rvalues, rnulls));
+	enqueue_close(&e);
 	return true;
+}
+
+/*
+ * The value of key in object o as ->> gives it (text of a number or a
+ * string), for an integer column: *isnull when absent or JSON null. False
+ * when it is another kind of value (the statements raise their error).
+ */
+static bool
+batch_int_text(JsonbContainer *o, const char *key, char **text, bool *isnull)
+{
+	JsonbValue *v = getKeyJsonValueFromContainer(o, key, strlen(key), NULL);
+
+	*isnull = v == NULL || v->type == jbvNull;
+	if (*isnull)
+		return true;
+	if (v->type == jbvNumeric)
+		*text = DatumGetCString(DirectFunctionCall1(numeric_out,
+													NumericGetDatum(v->val.numeric)));
+	else if (v->type == jbvString)
+		*text = pnstrdup(v->val.string.val, v->val.string.len);
+	else
+		return false;
+	return true;
+}
+
+/*
+ * Whether element i of enqueue_batch's array is a job this path makes as
+ * jobq._batch_rows does: an object whose keys, among those _batch_rows
+ * reads, are only payload, state, and priority and max_retries given as
+ * numbers or strings. An id (a duplicate is skipped), a timeout, persist or
+ * run_at takes the statements.
+ */
+static bool
+batch_job_simple(JsonbValue *elem)
+{
+	static const char *const others[] = {"id", "timeout", "persist", "persist_data",
+	"run_at"};
+	JsonbContainer *o;
+	char	   *text;
+	bool		isnull;
+
+	if (elem->type != jbvBinary || !JsonContainerIsObject(elem->val.binary.data))
+		return false;
+	o = elem->val.binary.data;
+	for (int k = 0; k < lengthof(others); k++)
+		if (getKeyJsonValueFromContainer(o, others[k], strlen(others[k]), NULL) != NULL)
+			return false;
+	return batch_int_text(o, "priority", &text, &isnull) &&
+		batch_int_text(o, "max_retries", &text, &isnull);
+}
+
+/*
+ * jobq_direct_enqueue_batch: jobq.enqueue_batch(queue, jobs) of simple jobs
+ * (batch_job_simple) into a queue that exists, without the executor: the
+ * rows as jobq._batch_rows and the generated-ids INSERT of
+ * jobq._enqueue_batch_sql make them, in the array's order, written with
+ * table_multi_insert (a WAL record per page, not per row, as COPY) and then
+ * their index entries. Returns the number of jobs and their ids in *ids;
+ * -1, having done nothing, when the statements must do it (an element that
+ * is not simple, or see enqueue_open). The caller sends the notification.
+ */
+int
+jobq_direct_enqueue_batch(Datum queue, Jsonb *jobs, Datum **ids)
+{
+	EnqueueTarget e;
+	JsonbContainer *root = &jobs->root;
+	int			n;
+	int			done = 0;
+	TupleTableSlot **slots;
+	MemoryContext rows;			/* what the rows being written need */
+
+	if (!JsonContainerIsArray(root) || JsonContainerIsScalar(root))
+		return -1;
+	n = JsonContainerSize(root);
+	for (int i = 0; i < n; i++)
+		if (!batch_job_simple(getIthJsonbValueFromContainer(root, i)))
+			return -1;
+	if (!enqueue_open(queue, true, &e))
+		return -1;
+
+	*ids = palloc(sizeof(Datum) * Max(n, 1));
+	slots = palloc(sizeof(TupleTableSlot *) * Min(n, BATCH_SLOTS));
+	for (int i = 0; i < Min(n, BATCH_SLOTS); i++)
+		slots[i] = table_slot_create(e.rel, NULL);
+	rows = AllocSetContextCreate(CurrentMemoryContext, "jobq enqueue_batch rows",
+								 ALLOCSET_DEFAULT_SIZES);
+	while (done < n)
+	{
+		int			k = Min(n - done, BATCH_SLOTS);
+		MemoryContext outer = MemoryContextSwitchTo(rows);
+
+		for (int i = 0; i < k; i++)
+		{
+			JsonbContainer *o = getIthJsonbValueFromContainer(root, done + i)->val.binary.data;
+			JsonbValue *v;
+			EnqueueJob	j;
+			char	   *text;
+			bool		isnull;
+
+			v = getKeyJsonValueFromContainer(o, "payload", 7, NULL);
+			j.payload = v ? JsonbPGetDatum(JsonbValueToJsonb(v)) :
+				DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
+			v = getKeyJsonValueFromContainer(o, "state", 5, NULL);
+			j.state_null = v == NULL;
+			j.state = v ? JsonbPGetDatum(JsonbValueToJsonb(v)) : (Datum) 0;
+			(void) batch_int_text(o, "max_retries", &text, &j.max_retries_null);
+			j.max_retries = j.max_retries_null ? (Datum) 0 :
+				DirectFunctionCall1(int4in, CStringGetDatum(text));
+			(void) batch_int_text(o, "priority", &text, &isnull);
+			j.priority = isnull ? Int32GetDatum(0) :
+				DirectFunctionCall1(int4in, CStringGetDatum(text));
+			j.run_at_null = true;
+			enqueue_fill(&e, queue, &j, slots[i]);
+			/* the id, read before the insert materialises the slot */
+			MemoryContextSwitchTo(outer);
+			(*ids)[done + i] = datumCopy(slots[i]->tts_values[e.pos[C_ID]], false, -1);
+			MemoryContextSwitchTo(rows);
+		}
+		table_multi_insert(e.rel, slots, k, e.t.estate->es_output_cid, 0, NULL);
+		for (int i = 0; i < k; i++)
+		{
+			ExecInsertIndexTuples(e.t.rri, slots[i], e.t.estate, false, false, NULL, NIL);
+			ResetPerTupleExprContext(e.t.estate);
+		}
+		MemoryContextSwitchTo(outer);
+		for (int i = 0; i < k; i++)
+			ExecClearTuple(slots[i]);
+		MemoryContextReset(rows);
+		done += k;
+	}
+	MemoryContextDelete(rows);
+	for (int i = 0; i < Min(n, BATCH_SLOTS); i++)
+		ExecDropSingleTupleTableSlot(slots[i]);
+	enqueue_close(&e);
+	return n;
 }

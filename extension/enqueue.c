@@ -18,6 +18,11 @@
  *	  queue's name when it creates the queue) and inserts through the
  *	  partitioned table.
  *
+ *	  jobq.enqueue_batch likewise: an array of jobs that only give payload,
+ *	  state, priority and max_retries, into a queue that exists, is written
+ *	  by jobq_direct_enqueue_batch, its rows a page at a time as COPY writes
+ *	  them; any other call runs jobq._enqueue_batch_sql.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -28,10 +33,12 @@
 #include "nodes/value.h"
 #include "parser/parse_func.h"
 #include "utils/builtins.h"
+#include "utils/tuplestore.h"
 
 #include "jobq.h"
 
 PG_FUNCTION_INFO_V1(jobq_enqueue);
+PG_FUNCTION_INFO_V1(jobq_enqueue_batch);
 
 #define ENQUEUE_NARGS	9
 
@@ -73,4 +80,45 @@ jobq_enqueue(PG_FUNCTION_ARGS)
 	if (call->isnull)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(result);
+}
+
+/*
+ * jobq.enqueue_batch(queue text, jobs jsonb) returns setof text
+ */
+Datum
+jobq_enqueue_batch(PG_FUNCTION_ARGS)
+{
+	static const Oid argtypes[2] = {TEXTOID, JSONBOID};
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	FmgrInfo	flinfo;
+	Datum		result;
+	Datum	   *ids;
+	int			n;
+	LOCAL_FCINFO(call, 2);
+
+	if (!PG_ARGISNULL(0) && !PG_ARGISNULL(1) &&
+		(n = jobq_direct_enqueue_batch(PG_GETARG_DATUM(0), PG_GETARG_JSONB_P(1), &ids)) >= 0)
+	{
+		InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+		for (int i = 0; i < n; i++)
+		{
+			bool		isnull = false;
+
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &ids[i], &isnull);
+		}
+		jobq_notify(PG_GETARG_TEXT_PP(0));
+		return (Datum) 0;
+	}
+
+	/* the statements' way, with the same arguments and the same set to fill */
+	fmgr_info(LookupFuncName(list_make2(makeString("jobq"), makeString("_enqueue_batch_sql")),
+							 2, argtypes, false),
+			  &flinfo);
+	InitFunctionCallInfoData(*call, &flinfo, 2, PG_GET_COLLATION(), NULL,
+							 fcinfo->resultinfo);
+	for (int i = 0; i < 2; i++)
+		call->args[i] = fcinfo->args[i];
+	result = FunctionCallInvoke(call);
+	fcinfo->isnull = call->isnull;
+	return result;
 }

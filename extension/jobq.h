@@ -17,6 +17,7 @@
 #include "fmgr.h"
 #include "datatype/timestamp.h"
 #include "nodes/execnodes.h"
+#include "utils/jsonb.h"
 
 #define JOBQ_QUEUE_MAXLEN	128
 #define JOBQ_LEASE_MAX		10000
@@ -44,6 +45,7 @@ extern int	jobq_direct_complete(Datum queue, int n, Datum *ids, Datum *leases,
 								 bool *lease_nulls, Datum *results, bool *result_nulls,
 								 TimestampTz now, bool *done);
 extern bool jobq_direct_enqueue(FunctionCallInfo fcinfo, TupleDesc rdesc, Datum *result);
+extern int	jobq_direct_enqueue_batch(Datum queue, Jsonb *jobs, Datum **ids);
 
 /* plan.c */
 extern SPIPlanPtr jobq_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes);

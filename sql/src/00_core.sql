@@ -669,9 +669,11 @@ $$;
  * enqueue_batch(queue, jobs): jobs is a JSON array of objects with the optional keys
  * id, payload, state, timeout (seconds, or an interval string), max_retries, persist
  * (or relay's persist_data), run_at, priority. Returns the ids enqueued, in input order;
- * ids that are already live are skipped (relay).
+ * ids that are already live are skipped (relay). jobq.enqueue_batch (C, extension/enqueue.c)
+ * writes an array of jobs that give only payload, state, priority and max_retries into a
+ * queue that exists itself (direct.c); every other call runs _enqueue_batch_sql.
  */
-CREATE FUNCTION jobq.enqueue_batch(queue text, jobs jsonb) RETURNS SETOF text
+CREATE FUNCTION jobq._enqueue_batch_sql(queue text, jobs jsonb) RETURNS SETOF text
 LANGUAGE plpgsql AS $$
 DECLARE
 	q jobq.queues;
@@ -700,7 +702,7 @@ BEGIN
 		RETURN QUERY
 		INSERT INTO jobq.jobs AS x (queue, id, payload, state, priority, run_at, timeout,
 			max_retries, persist)
-		SELECT enqueue_batch.queue, jobq._new_id(), b.payload, b.state, b.priority,
+		SELECT _enqueue_batch_sql.queue, jobq._new_id(), b.payload, b.state, b.priority,
 			COALESCE(b.run_at, pg_catalog.clock_timestamp()), b.timeout, b.max_retries, b.persist
 		FROM jobq._batch_rows(jobs, q.timeout, q.max_retries) b
 		ORDER BY b.ord
@@ -720,12 +722,12 @@ BEGIN
 		ins AS (
 			INSERT INTO jobq.jobs AS x (queue, id, payload, state, priority, run_at, timeout,
 				max_retries, persist)
-			SELECT enqueue_batch.queue, b.id, b.payload, b.state, b.priority,
+			SELECT _enqueue_batch_sql.queue, b.id, b.payload, b.state, b.priority,
 				COALESCE(b.run_at, pg_catalog.clock_timestamp()), b.timeout, b.max_retries,
 				b.persist
 			FROM b
 			WHERE NOT b.given OR NOT EXISTS (
-				SELECT 1 FROM jobq.jobs y WHERE y.queue = enqueue_batch.queue AND y.id = b.id)
+				SELECT 1 FROM jobq.jobs y WHERE y.queue = _enqueue_batch_sql.queue AND y.id = b.id)
 			ORDER BY b.ord
 			ON CONFLICT DO NOTHING
 			RETURNING x.id)
@@ -734,6 +736,11 @@ BEGIN
 	PERFORM jobq._notify(queue);
 END
 $$;
+COMMENT ON FUNCTION jobq._enqueue_batch_sql(text, jsonb) IS
+	'enqueue_batch by statements: every call the C path (direct.c) does not take';
+
+CREATE FUNCTION jobq.enqueue_batch(queue text, jobs jsonb) RETURNS SETOF text
+LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'jobq_enqueue_batch';
 COMMENT ON FUNCTION jobq.enqueue_batch(text, jsonb) IS
 	'enqueues a JSON array of jobs into one queue; returns the ids enqueued; live duplicates are skipped';
 

@@ -194,17 +194,68 @@ SELECT (jobq.enqueue('dq', '{"extra": 2}')).status;
 SELECT payload, status, max_retries FROM jobq.jobs WHERE payload ? 'extra' ORDER BY run;
 DELETE FROM jobq.jobs WHERE payload ? 'extra';
 
+------------------------------------------------------------ enqueue_batch: the same rows either way
+-- An array of jobs that give only payload, state, priority and max_retries, into a queue
+-- that exists, is written directly (extension/direct.c, a page at a time, as COPY writes);
+-- jobq._enqueue_batch_sql, the statements every other call takes, must make the same rows.
+SELECT queue FROM jobq.create_queue('dqb', timeout => '1 minute');
+\set jobs '[{"payload": {"b": 1}, "state": {"s": 1}, "priority": 2, "max_retries": 9}, {"payload": null, "priority": "4", "max_retries": null, "other": "ignored"}, {}, {"payload": [1, "two"], "state": null}]'
+CREATE TEMP TABLE bd AS SELECT b.id, b.ord FROM jobq.enqueue_batch('dqb', :'jobs') WITH ORDINALITY AS b(id, ord);
+CREATE TEMP TABLE bs AS SELECT b.id, b.ord FROM jobq._enqueue_batch_sql('dqb', :'jobs') WITH ORDINALITY AS b(id, ord);
+SELECT bd.ord, row_to_json(x)::jsonb - '{id,run,created_at,updated_at,run_at}'::text[]
+		= row_to_json(y)::jsonb - '{id,run,created_at,updated_at,run_at}'::text[] AS same_row,
+	x.payload, x.state, x.priority, x.max_retries, x.timeout, x.status,
+	x.run_at = x.created_at AND x.created_at = x.updated_at AS one_clock_reading
+FROM bd JOIN bs USING (ord)
+	JOIN jobq.jobs x ON x.queue = 'dqb' AND x.id = bd.id
+	JOIN jobq.jobs y ON y.queue = 'dqb' AND y.id = bs.id
+ORDER BY bd.ord;
+-- in the array's order, as the ids answered
+SELECT array_agg(bd.ord ORDER BY x.run) AS by_run
+FROM bd JOIN jobq.jobs x ON x.queue = 'dqb' AND x.id = bd.id;
+SELECT count(*) FROM jobq.enqueue_batch('dqb', '[]') AS nothing;
+-- an element this path does not take sends the whole array to the statements, which
+-- check it first; bad values fail as they fail there
+SELECT count(*) FROM jobq.enqueue_batch('dqb', '[{"payload": 1}, {"payload": 2, "timeout": 5}]');
+SELECT jobq.enqueue_batch('dqb', '[{}, {"priority": 1.5}]');            -- 22P02
+\echo :LAST_ERROR_SQLSTATE
+SELECT jobq._enqueue_batch_sql('dqb', '[{}, {"priority": 1.5}]');
+\echo :LAST_ERROR_SQLSTATE
+SELECT jobq.enqueue_batch('dqb', '[{"max_retries": true}]');            -- 22P02
+\echo :LAST_ERROR_SQLSTATE
+SELECT jobq.enqueue_batch('dqb', '[{"priority": 99999999999}]');        -- 22003
+\echo :LAST_ERROR_SQLSTATE
+SELECT jobq.enqueue_batch('dqb', '[{}, 7]');                            -- 22023
+\echo :LAST_ERROR_SQLSTATE
+SELECT jobq.enqueue_batch('dqb', '{"payload": 1}');                     -- 22023
+\echo :LAST_ERROR_SQLSTATE
+BEGIN READ ONLY;
+SELECT jobq.enqueue_batch('dqb', '[{}]');                               -- 25006
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+BEGIN;
+SELECT count(*) FROM jobq.enqueue_batch('dqb', '[{"payload": {"rolled": "back"}}]');
+ROLLBACK;
+SELECT count(*) AS rolled_back FROM jobq.jobs WHERE payload = '{"rolled": "back"}';
+-- a column this path does not know: the statements run, and set it
+ALTER TABLE jobq.jobs ADD COLUMN extra integer DEFAULT 7;
+SELECT count(*) FROM jobq.enqueue_batch('dqb', '[{"payload": {"extra": 3}}]');
+SELECT extra FROM jobq.jobs WHERE payload = '{"extra": 3}';
+ALTER TABLE jobq.jobs DROP COLUMN extra;
+SELECT jobq.drop_queue('dqb', force => true);
+
 ------------------------------------------------------------ every index whole
--- 2 000 jobs, half enqueued in a batch and half one by one (the direct path), through the
--- direct path in leases of 1 to 100, half completed one by one, half in batches, with
--- payloads big enough to be stored out of line (TOAST)
+-- 2 000 jobs, 1 500 enqueued in a batch (the direct path writes 1 000 rows at a time) and
+-- 500 one by one (the direct path), through the direct path in leases of 1 to 100, half
+-- completed one by one, half in batches, with payloads big enough to be stored out of line
+-- (TOAST)
 SELECT count(*) FROM jobq.enqueue_batch('dq', (SELECT jsonb_agg(jsonb_build_object(
 	'payload', jsonb_build_object('i', i, 'pad', CASE WHEN i % 100 = 0
 		THEN (SELECT string_agg(md5(k::text), '') FROM generate_series(1, 400) k) END),
-	'priority', i % 3)) FROM generate_series(1, 1000) i));
+	'priority', i % 3)) FROM generate_series(1, 1500) i));
 SELECT count(jobq.enqueue('dq', jsonb_build_object('i', i, 'pad', CASE WHEN i % 100 = 0
 		THEN (SELECT string_agg(md5(k::text), '') FROM generate_series(1, 400) k) END),
-	priority => i % 3)) FROM generate_series(1001, 2000) i;
+	priority => i % 3)) FROM generate_series(1501, 2000) i;
 DO $$
 DECLARE
 	k int := 0;

@@ -108,6 +108,7 @@ INSERT INTO priv_calls VALUES
 	('_notify', 'SELECT jobq._notify(''pq'')'),
 	('_notify_later', 'SELECT jobq._notify_later(''pq'')'),
 	('_enqueue_sql', 'SELECT jobq._enqueue_sql(''pq'', ''{}'', NULL, NULL, NULL, true, NULL, 0, NULL)'),
+	('_enqueue_batch_sql', 'SELECT jobq._enqueue_batch_sql(''pq'', ''[{}]'')'),
 	('_purge', 'SELECT jobq._purge(1)'),
 	('_purge_rows', 'SELECT jobq._purge_rows(''{}'', now())'),
 	('_queue', 'SELECT jobq._queue(''pq'', false)'),

@@ -30,15 +30,18 @@ reaper=$(q "SELECT jobq.start_reaper()")
 wait_for "SELECT jobq.stats() -> 'reaper' ->> 'status' = 'running'" 10
 ok "a reaper serves the database (PID $reaper)"
 
-# queues a and off exist: jobq.enqueue inserts their jobs directly (extension/enqueue.c);
-# into s, with an id given, and into the new queue off2, it runs the statements
-q "SELECT jobq.create_queue('a'), jobq.create_queue('off')" >/dev/null
+# queues a, b and off exist: jobq.enqueue and enqueue_batch insert their jobs directly
+# (extension/enqueue.c); into s, with an id given, and into the new queues b2 and off2,
+# they run the statements
+q "SELECT jobq.create_queue('a'), jobq.create_queue('b'), jobq.create_queue('off')" >/dev/null
 out=$(listen "SELECT count(*) FROM jobq.enqueue('a')" "SELECT count(*) FROM jobq.enqueue('a')" \
 	"SELECT count(*) FROM jobq.enqueue('s', id => 'x')" \
-	"SELECT count(*) FROM jobq.enqueue_batch('b', '[{}, {}, {}]')")
+	"SELECT count(*) FROM jobq.enqueue_batch('b', '[{}, {}, {}]')" \
+	"SELECT count(*) FROM jobq.enqueue_batch('b2', '[{}, {}, {}]')")
 expect_eq "$(from "$out" a)" "$reaper" "enqueue: notified by the reaper"
 expect_eq "$(from "$out" s)" "$reaper" "enqueue with an id (the statements): notified by the reaper"
 expect_eq "$(from "$out" b)" "$reaper" "enqueue_batch: notified by the reaper"
+expect_eq "$(from "$out" b2)" "$reaper" "enqueue_batch into a new queue (the statements): notified by the reaper"
 grep -q "PID $(own "$out")\.$" <<<"$out" && die "the enqueuing session notified too: $out"
 ok "and not by the enqueuing session"
 

@@ -27,6 +27,13 @@ median_min_max() {
 	printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {printf "%s %s %s\n", v[int((NR + 1) / 2)], v[1], v[NR]}'
 }
 
+# warn TEXT: a doubt about a figure of this run, on stderr and in $BENCH_OUT (RESULTS.md
+# lists it under the machine and cluster).
+warn() {
+	echo "$1" >&2
+	echo "INFO|warning|$BENCH_SYNC: $1" >>"$BENCH_OUT"
+}
+
 # emit WORKLOAD METRIC UNIT V1 V2 ...: one figure from its runs, as the line
 #   RESULT|WORKLOAD|METRIC|SYNC|MEDIAN|MIN|MAX|UNIT
 # on stdout and in $BENCH_OUT.

@@ -5,7 +5,8 @@
 
 RESULTS_FILE holds the lines the workloads emit (bench/lib.sh):
     RESULT|WORKLOAD|METRIC|SYNC|MEDIAN|MIN|MAX|UNIT
-and the lines bench/run.sh adds about the machine and the cluster:
+and the lines bench/run.sh adds about the machine and the cluster, and the workloads'
+warnings (bench/lib.sh's warn: KEY warning):
     INFO|KEY|VALUE
 Prints, in Markdown: the machine and settings, every target of issue 7 as met / not met
 with the figures it was judged on (synchronous_commit = off; the figures with on are shown
@@ -207,6 +208,8 @@ def main():
 		print(f'  - `{s}`')
 	for s in info.get('failed', []):
 		print(f'- **Failed**: {s}')
+	for s in info.get('warning', []):
+		print(f'- **Warning**: {s}')
 	print()
 
 	print('## Targets')

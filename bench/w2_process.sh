@@ -50,7 +50,7 @@ run() {
 	settle >&2
 	read -r tps n < <(pgb_count "$script" "$clients" "$secs")
 	[ "$("left_$kind")" -gt 0 ] ||
-		echo "w2_process.sh: WARNING: $script ran the queue dry in $secs s: its figure is too low" >&2
+		warn "w2 $script ran the queue dry in $secs s: its figure is too low"
 	per_second "$("done_$kind")" "$tps" "$n"
 }
 

@@ -50,7 +50,7 @@ for ((run = 1; run <= BENCH_RUNS; run++)); do
 	read -r t a b enq done late <<<"$out"
 	echo "w3 run $run ($BENCH_SYNC): $t jobs/s, p50 $a ms, p99 $b ms ($enq enqueued, $done completed, $late ticks late)" >&2
 	if ((late * 20 > enq)); then
-		echo "w3: the producers fell behind their schedule ($late ticks skipped, over 5%): the offered rate was not reached" >&2
+		warn "w3: the producers fell behind their schedule ($late ticks skipped, over 5%): the offered rate was not reached"
 	fi
 	tput+=("$t") p50+=("$a") p99+=("$b")
 done

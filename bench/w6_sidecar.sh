@@ -106,7 +106,7 @@ load() {
 	read -r rate jobs empty <<<"$out"
 	echo "w6 $1 $2 ($BENCH_SYNC): $rate jobs/s ($jobs jobs)" >&2
 	if ((empty > 0)); then
-		echo "w6: the backlog ran dry ($empty clients found no job and stopped): raise BENCH_W6_BACKLOG" >&2
+		warn "w6 $1 $2: the backlog ran dry ($empty clients found no job and stopped before the end): raise BENCH_W6_BACKLOG"
 	fi
 	echo "$rate"
 }

@@ -889,35 +889,42 @@ jobq_direct_enqueue(FunctionCallInfo fcinfo, TupleDesc rdesc, Datum *result)
 	return true;
 }
 
-/*
- * The value of key in object o as ->> gives it (text of a number or a
- * string), for an integer column: *isnull when absent or JSON null. False
- * when it is another kind of value (the statements raise their error).
- */
+/* Whether o's value of key (an integer column) is absent, JSON null, a number or a string. */
 static bool
-batch_int_text(JsonbContainer *o, const char *key, char **text, bool *isnull)
+batch_int_kind(JsonbContainer *o, const char *key)
 {
 	JsonbValue *v = getKeyJsonValueFromContainer(o, key, strlen(key), NULL);
 
-	*isnull = v == NULL || v->type == jbvNull;
-	if (*isnull)
-		return true;
-	if (v->type == jbvNumeric)
-		*text = DatumGetCString(DirectFunctionCall1(numeric_out,
-													NumericGetDatum(v->val.numeric)));
-	else if (v->type == jbvString)
-		*text = pnstrdup(v->val.string.val, v->val.string.len);
-	else
-		return false;
-	return true;
+	return v == NULL || v->type == jbvNull || v->type == jbvNumeric || v->type == jbvString;
 }
 
 /*
- * Whether element i of enqueue_batch's array is a job this path makes as
- * jobq._batch_rows does: an object whose keys, among those _batch_rows
- * reads, are only payload, state, and priority and max_retries given as
- * numbers or strings. An id (a duplicate is skipped), a timeout, persist or
- * run_at takes the statements.
+ * The integer o's value of key (batch_int_kind) gives as ->> and a cast to
+ * integer give it, with their errors: *isnull when absent or JSON null.
+ */
+static Datum
+batch_int(JsonbContainer *o, const char *key, bool *isnull)
+{
+	JsonbValue *v = getKeyJsonValueFromContainer(o, key, strlen(key), NULL);
+	char	   *text;
+
+	*isnull = v == NULL || v->type == jbvNull;
+	if (*isnull)
+		return (Datum) 0;
+	if (v->type == jbvNumeric)
+		text = DatumGetCString(DirectFunctionCall1(numeric_out,
+												   NumericGetDatum(v->val.numeric)));
+	else
+		text = pnstrdup(v->val.string.val, v->val.string.len);
+	return DirectFunctionCall1(int4in, CStringGetDatum(text));
+}
+
+/*
+ * Whether elem, an element of enqueue_batch's array, is a job this path
+ * makes as jobq._batch_rows does: an object whose keys, among those
+ * _batch_rows reads, are only payload, state, and priority and max_retries
+ * given as numbers or strings. An id (a duplicate is skipped), a timeout,
+ * persist or run_at takes the statements.
  */
 static bool
 batch_job_simple(JsonbValue *elem)
@@ -925,8 +932,6 @@ batch_job_simple(JsonbValue *elem)
 	static const char *const others[] = {"id", "timeout", "persist", "persist_data",
 	"run_at"};
 	JsonbContainer *o;
-	char	   *text;
-	bool		isnull;
 
 	if (elem->type != jbvBinary || !JsonContainerIsObject(elem->val.binary.data))
 		return false;
@@ -934,8 +939,7 @@ batch_job_simple(JsonbValue *elem)
 	for (int k = 0; k < lengthof(others); k++)
 		if (getKeyJsonValueFromContainer(o, others[k], strlen(others[k]), NULL) != NULL)
 			return false;
-	return batch_int_text(o, "priority", &text, &isnull) &&
-		batch_int_text(o, "max_retries", &text, &isnull);
+	return batch_int_kind(o, "priority") && batch_int_kind(o, "max_retries");
 }
 
 /*
@@ -983,7 +987,6 @@ jobq_direct_enqueue_batch(Datum queue, Jsonb *jobs, Datum **ids)
 			JsonbContainer *o = getIthJsonbValueFromContainer(root, done + i)->val.binary.data;
 			JsonbValue *v;
 			EnqueueJob	j;
-			char	   *text;
 			bool		isnull;
 
 			v = getKeyJsonValueFromContainer(o, "payload", 7, NULL);
@@ -992,12 +995,10 @@ jobq_direct_enqueue_batch(Datum queue, Jsonb *jobs, Datum **ids)
 			v = getKeyJsonValueFromContainer(o, "state", 5, NULL);
 			j.state_null = v == NULL;
 			j.state = v ? JsonbPGetDatum(JsonbValueToJsonb(v)) : (Datum) 0;
-			(void) batch_int_text(o, "max_retries", &text, &j.max_retries_null);
-			j.max_retries = j.max_retries_null ? (Datum) 0 :
-				DirectFunctionCall1(int4in, CStringGetDatum(text));
-			(void) batch_int_text(o, "priority", &text, &isnull);
-			j.priority = isnull ? Int32GetDatum(0) :
-				DirectFunctionCall1(int4in, CStringGetDatum(text));
+			j.max_retries = batch_int(o, "max_retries", &j.max_retries_null);
+			j.priority = batch_int(o, "priority", &isnull);
+			if (isnull)
+				j.priority = Int32GetDatum(0);
 			j.run_at_null = true;
 			enqueue_fill(&e, queue, &j, slots[i]);
 			/* the id, read before the insert materialises the slot */

@@ -19,6 +19,7 @@
 #include "postgres.h"
 
 #include "access/relation.h"
+#include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "storage/bufmgr.h"
@@ -164,14 +165,22 @@ jobq_raise_not_leased(Datum queue, Datum id, Datum lease, bool lease_isnull)
  * A lease that checks just before an unlogged job's enqueue commits may
  * miss that job once, as it may miss any job committed after its snapshot;
  * a running job is always in a partition with pages.
+ *
+ * During recovery (a hot standby) an unlogged table cannot be read and
+ * holds no job (it starts empty when recovery ends): true.
  */
 bool
 jobq_persistent_only(void)
 {
-	Oid			nsp = get_namespace_oid("jobq", false);
-	Oid			relid = get_relname_relid("jobs_unlogged", nsp);
+	Oid			nsp;
+	Oid			relid;
 	Relation	rel;
 	bool		empty;
+
+	if (RecoveryInProgress())
+		return true;
+	nsp = get_namespace_oid("jobq", false);
+	relid = get_relname_relid("jobs_unlogged", nsp);
 
 	if (!OidIsValid(relid))
 		elog(ERROR, "jobq: relation jobq.jobs_unlogged is missing");

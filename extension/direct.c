@@ -722,7 +722,7 @@ typedef struct EnqueueTarget
 	Datum		created_by;
 } EnqueueTarget;
 
-/* One job: its queue, and what enqueue's arguments gave. */
+/* One job: what enqueue's arguments, or a job object of enqueue_batch, give. */
 typedef struct EnqueueJob
 {
 	Datum		payload;

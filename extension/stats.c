@@ -35,7 +35,6 @@
 #include "catalog/pg_class_d.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/pathnodes.h"
-#include "optimizer/optimizer.h"
 #include "optimizer/plancat.h"
 #include "optimizer/planner.h"
 #include "storage/lmgr.h"
@@ -50,11 +49,12 @@
 static get_relation_info_hook_type prev_relation_info_hook = NULL;
 static planner_hook_type prev_planner_hook = NULL;
 
-/* What standby_rte replaces: jobq.jobs by jobq.jobs_persistent. */
+/* What standby_swap replaces: jobq.jobs by jobq.jobs_persistent. */
 typedef struct StandbySwap
 {
 	Oid			jobs;
 	Oid			persistent;
+	int			same;			/* same_columns(jobs, persistent); -1: not yet known */
 	bool		swapped;
 } StandbySwap;
 
@@ -135,7 +135,9 @@ standby_swap(Node *node, void *context)
 	{
 		RangeTblEntry *rte = (RangeTblEntry *) node;
 
-		if (rte->rtekind == RTE_RELATION && rte->relid == swap->jobs)
+		if (rte->rtekind == RTE_RELATION && rte->relid == swap->jobs &&
+			(swap->same >= 0 ? swap->same :
+			 (swap->same = same_columns(swap->jobs, swap->persistent))))
 		{
 			LockRelationOid(swap->persistent, rte->rellockmode);
 			rte->relid = swap->persistent;
@@ -155,7 +157,7 @@ static PlannedStmt *
 jobq_planner(Query *parse, const char *query_string, int cursor_options,
 			 ParamListInfo bound_params)
 {
-	StandbySwap swap = {InvalidOid, InvalidOid, false};
+	StandbySwap swap = {InvalidOid, InvalidOid, -1, false};
 	PlannedStmt *result;
 
 	if (RecoveryInProgress())
@@ -167,8 +169,7 @@ jobq_planner(Query *parse, const char *query_string, int cursor_options,
 			swap.jobs = get_relname_relid("jobs", nsp);
 			swap.persistent = get_relname_relid("jobs_persistent", nsp);
 		}
-		if (OidIsValid(swap.jobs) && OidIsValid(swap.persistent) &&
-			same_columns(swap.jobs, swap.persistent))
+		if (OidIsValid(swap.jobs) && OidIsValid(swap.persistent))
 			(void) standby_swap((Node *) parse, &swap);
 	}
 	if (prev_planner_hook)

@@ -323,4 +323,15 @@ extern const size_t jh_openapi_yaml_len;
 	"priority => COALESCE((" B " ->> 'priority')::integer, 0), " \
 	"state => " B " -> 'state'"
 
+/*
+ * JH_SQL_ENQUEUED(Q, P): "FROM" item x with column j, the job jobq.enqueue made of the job
+ * object in parameter P (JH_SQL_BODY; its queue from expression Q of s.b). enqueue is
+ * called in a select list, not as a function in FROM, which would store its row in a
+ * tuplestore first: 10% fewer instructions per statement (callgrind: 233 700 -> 211 300).
+ * OFFSET 0 keeps the planner from putting a call in place of each (x.j).field.
+ */
+#define JH_SQL_ENQUEUED(Q, P) \
+	"(SELECT jobq.enqueue(" JH_SQL_ENQUEUE_ARGS(Q, "s.b") ") AS j FROM " JH_SQL_BODY(P) \
+	" OFFSET 0) x"
+
 #endif							/* JOBQ_HTTP_H */

@@ -21,9 +21,7 @@
 
 static const JhStmt create_stmt = {
 	"job_create",
-	"SELECT " JH_SQL_JOB("j") ", j.id "
-	"FROM " JH_SQL_BODY("$2") ", "
-	"LATERAL jobq.enqueue(" JH_SQL_ENQUEUE_ARGS("$1", "s.b") ") j",
+	"SELECT " JH_SQL_JOB("(x.j)") ", (x.j).id FROM " JH_SQL_ENQUEUED("$1", "$2"),
 	2
 };
 

@@ -22,8 +22,7 @@
 
 static const JhStmt enqueue_stmt = {
 	"run_enqueue",
-	"SELECT j.id FROM " JH_SQL_BODY("$2") ", "
-	"LATERAL jobq.enqueue(" JH_SQL_ENQUEUE_ARGS("$1", "s.b") ") j",
+	"SELECT (x.j).id FROM " JH_SQL_ENQUEUED("$1", "$2"),
 	2
 };
 

@@ -23,9 +23,9 @@
 
 static const JhStmt enqueue_stmt = {
 	"relay_enqueue",
-	"SELECT pg_catalog.jsonb_build_object('id', j.id, 'queue', j.queue, 'status', j.status) "
-	"FROM " JH_SQL_BODY("$1") ", "
-	"LATERAL jobq.enqueue(" JH_SQL_ENQUEUE_ARGS("s.b ->> 'queue'", "s.b") ") j",
+	"SELECT pg_catalog.jsonb_build_object('id', (x.j).id, 'queue', (x.j).queue, "
+	"  'status', (x.j).status) "
+	"FROM " JH_SQL_ENQUEUED("s.b ->> 'queue'", "$1"),
 	1
 };
 

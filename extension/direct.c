@@ -788,6 +788,13 @@ enqueue_open(Datum queue, bool need_max_retries, EnqueueTarget *e)
 	return true;
 }
 
+/* A job's payload when none is given: {} (the column's default). */
+static Datum
+empty_payload(void)
+{
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
+}
+
 /*
  * enqueue_fill: slot (of e->rel's row type) as the pending job j with a
  * generated id, the table's defaults elsewhere, and one clock reading for
@@ -864,8 +871,7 @@ jobq_direct_enqueue(FunctionCallInfo fcinfo, TupleDesc rdesc, Datum *result)
 
 	if (!enqueue_open(PG_GETARG_DATUM(0), PG_ARGISNULL(4), &e))
 		return false;
-	j.payload = PG_ARGISNULL(1) ? DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")) :
-		PG_GETARG_DATUM(1);
+	j.payload = PG_ARGISNULL(1) ? empty_payload() : PG_GETARG_DATUM(1);
 	j.state = PG_GETARG_DATUM(8);
 	j.state_null = PG_ARGISNULL(8);
 	j.priority = PG_ARGISNULL(7) ? Int32GetDatum(0) : PG_GETARG_DATUM(7);
@@ -990,8 +996,7 @@ jobq_direct_enqueue_batch(Datum queue, Jsonb *jobs, Datum **ids)
 			bool		isnull;
 
 			v = getKeyJsonValueFromContainer(o, "payload", 7, NULL);
-			j.payload = v ? JsonbPGetDatum(JsonbValueToJsonb(v)) :
-				DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
+			j.payload = v ? JsonbPGetDatum(JsonbValueToJsonb(v)) : empty_payload();
 			v = getKeyJsonValueFromContainer(o, "state", 5, NULL);
 			j.state_null = v == NULL;
 			j.state = v ? JsonbPGetDatum(JsonbValueToJsonb(v)) : (Datum) 0;

@@ -41,6 +41,32 @@ PG_FUNCTION_INFO_V1(jobq_enqueue);
 PG_FUNCTION_INFO_V1(jobq_enqueue_batch);
 
 #define ENQUEUE_NARGS	9
+#define STATEMENTS_MAX_NARGS	ENQUEUE_NARGS
+
+/*
+ * The statements' way: calls jobq.NAME (PL/pgSQL, owner only) with fcinfo's
+ * arguments, whose types are argtypes, and its result set (enqueue_batch
+ * returns a set, filled by the callee); returns its result.
+ */
+static Datum
+call_statements(FunctionCallInfo fcinfo, const char *name, int nargs, const Oid *argtypes)
+{
+	FmgrInfo	flinfo;
+	Datum		result;
+	LOCAL_FCINFO(call, STATEMENTS_MAX_NARGS);
+
+	Assert(nargs <= STATEMENTS_MAX_NARGS);
+	fmgr_info(LookupFuncName(list_make2(makeString("jobq"), makeString(pstrdup(name))),
+							 nargs, argtypes, false),
+			  &flinfo);
+	InitFunctionCallInfoData(*call, &flinfo, nargs, PG_GET_COLLATION(), NULL,
+							 fcinfo->resultinfo);
+	for (int i = 0; i < nargs; i++)
+		call->args[i] = fcinfo->args[i];
+	result = FunctionCallInvoke(call);
+	fcinfo->isnull = call->isnull;
+	return result;
+}
 
 /*
  * jobq.enqueue(queue text, payload jsonb, id text, timeout interval,
@@ -54,8 +80,6 @@ jobq_enqueue(PG_FUNCTION_ARGS)
 	INT4OID, BOOLOID, TIMESTAMPTZOID, INT4OID, JSONBOID};
 	TupleDesc	rdesc;
 	Datum		result;
-	FmgrInfo	flinfo;
-	LOCAL_FCINFO(call, ENQUEUE_NARGS);
 
 	if (!PG_ARGISNULL(0) && PG_ARGISNULL(2) && PG_ARGISNULL(3) &&
 		(PG_ARGISNULL(5) || PG_GETARG_BOOL(5)))
@@ -69,17 +93,7 @@ jobq_enqueue(PG_FUNCTION_ARGS)
 		}
 	}
 
-	/* the statements' way, with the same arguments */
-	fmgr_info(LookupFuncName(list_make2(makeString("jobq"), makeString("_enqueue_sql")),
-							 ENQUEUE_NARGS, argtypes, false),
-			  &flinfo);
-	InitFunctionCallInfoData(*call, &flinfo, ENQUEUE_NARGS, PG_GET_COLLATION(), NULL, NULL);
-	for (int i = 0; i < ENQUEUE_NARGS; i++)
-		call->args[i] = fcinfo->args[i];
-	result = FunctionCallInvoke(call);
-	if (call->isnull)
-		PG_RETURN_NULL();
-	PG_RETURN_DATUM(result);
+	return call_statements(fcinfo, "_enqueue_sql", ENQUEUE_NARGS, argtypes);
 }
 
 /*
@@ -90,11 +104,8 @@ jobq_enqueue_batch(PG_FUNCTION_ARGS)
 {
 	static const Oid argtypes[2] = {TEXTOID, JSONBOID};
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	FmgrInfo	flinfo;
-	Datum		result;
 	Datum	   *ids;
 	int			n;
-	LOCAL_FCINFO(call, 2);
 
 	if (!PG_ARGISNULL(0) && !PG_ARGISNULL(1) &&
 		(n = jobq_direct_enqueue_batch(PG_GETARG_DATUM(0), PG_GETARG_JSONB_P(1), &ids)) >= 0)
@@ -110,15 +121,5 @@ jobq_enqueue_batch(PG_FUNCTION_ARGS)
 		return (Datum) 0;
 	}
 
-	/* the statements' way, with the same arguments and the same set to fill */
-	fmgr_info(LookupFuncName(list_make2(makeString("jobq"), makeString("_enqueue_batch_sql")),
-							 2, argtypes, false),
-			  &flinfo);
-	InitFunctionCallInfoData(*call, &flinfo, 2, PG_GET_COLLATION(), NULL,
-							 fcinfo->resultinfo);
-	for (int i = 0; i < 2; i++)
-		call->args[i] = fcinfo->args[i];
-	result = FunctionCallInvoke(call);
-	fcinfo->isnull = call->isnull;
-	return result;
+	return call_statements(fcinfo, "_enqueue_batch_sql", 2, argtypes);
 }

@@ -12,12 +12,10 @@
 source "$(dirname "$0")/../lib.sh"
 export PGDATABASE=postgres
 bindir=$(pg_config --bindir)
-sb=$(mktemp -d "$JOBQ_TEST_DIR/standby.XXXXXX")
-chmod 755 "$sb"
-[ "$(id -u)" -ne 0 ] || chown postgres: "$sb"
+sb=$JOBQ_TEST_DIR/standby # scripts/cluster.sh's directory layout: data, sock, port
+rm -rf "$sb"
 cleanup() {
-	[ -f "$sb/data/postmaster.pid" ] &&
-		pg_as "$bindir/pg_ctl" -D "$sb/data" -m immediate -w stop >/dev/null 2>&1
+	bash "$top/scripts/cluster.sh" stop "$sb" immediate
 	rm -rf "$sb"
 }
 trap cleanup EXIT
@@ -49,16 +47,16 @@ q "SELECT jobq.create_queue('sb', retry_base => '10 ms')" >/dev/null
 q "SELECT jobq.enqueue('sb', '{\"n\": 1}', id => 'a')" >/dev/null
 q "SELECT count(*) FROM jobq.enqueue_batch('sb', '[{\"id\": \"b\"}, {\"id\": \"c\"}]')" >/dev/null
 
-# the standby: a base backup streaming from the primary, on its own port and socket
+# the standby: a base backup streaming from the primary, started by scripts/cluster.sh
+# (which keeps an existing data directory) on a port and a socket directory of its own
+mkdir -p "$sb"
+chmod 755 "$sb"
+[ "$(id -u)" -ne 0 ] || chown postgres: "$sb"
 pg_as mkdir -p "$sb/sock"
 pg_as "$bindir/pg_basebackup" -h "$PGHOST" -p "$PGPORT" -U postgres -D "$sb/data" -R -X stream \
 	-c fast >/dev/null 2>"$sb/basebackup.log" || { cat "$sb/basebackup.log" >&2; die "pg_basebackup"; }
-sport=$(for _ in $(seq 1 200); do
-	p=$((20000 + RANDOM % 30000))
-	(echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; break; }
-done)
-pg_as "$bindir/pg_ctl" -D "$sb/data" -o "-p $sport -k $sb/sock" -l "$sb/server.log" -w -t 60 \
-	start >/dev/null || { tail -20 "$sb/server.log" >&2; die "the standby did not start"; }
+echo "unix_socket_directories = '$sb/sock'" | pg_as tee -a "$sb/data/postgresql.auto.conf" >/dev/null
+read -r sport _ < <(bash "$top/scripts/cluster.sh" start "$sb") || die "the standby did not start"
 expect_eq "$(sq "SELECT pg_is_in_recovery()")" t "a hot standby on port $sport"
 caught_up
 

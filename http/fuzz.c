@@ -175,7 +175,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		r.body_len = strlen(rest);
 		r.body = jh_strdup(&r, rest);
 		r.status = 0;
-		(void) jh_body_json(&r, true, size % 2 ? "o" : "oa");
+		if (jh_body_json(&r, true, size % 2 ? "o" : "oa") && r.body_type == 'o')
+		{
+			const char *queue;
+			const char *payload;
+			char		kind;
+
+			/* a plain job's payload is one JSON value; its queue has no quote or escape */
+			if (jh_plain_job(&r, &queue, &payload) &&
+				(jh_json_check(payload, strlen(payload), &kind) != 0 || strpbrk(queue, "\"\\")))
+				abort();
+			if (jh_plain_job(&r, NULL, &payload) &&
+				jh_json_check(payload, strlen(payload), &kind) != 0)
+				abort();
+		}
 	}
 
 	/* the target as a line of the tokens file */

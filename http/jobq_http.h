@@ -197,6 +197,7 @@ extern int	jh_param_int(JhRequest *r, const char *name, long def, long min, long
 extern bool jh_param_bool(JhRequest *r, const char *name, const char **out);
 extern int	jh_param_num(JhRequest *r, const char *name, const char **out);
 extern bool jh_body_json(JhRequest *r, bool required, const char *kinds);
+extern bool jh_plain_job(JhRequest *r, const char **queue, const char **payload);
 extern const char *jh_token_line(char *line, char **token, char **role);
 extern bool jh_token_hex(const char *hex, unsigned char *digest);
 extern PGresult *jh_query(JhRequest *r, const JhStmt *st, const char *const *values);
@@ -225,7 +226,17 @@ extern void jh_error_set(JhError *e, int status, const char *sqlstate, const cha
 
 /* ------------------------------------------------------------------ json.c */
 
+/* A member of a JSON object: its key as written (no quotes), its value's text. */
+typedef struct JhMember
+{
+	const char *key;
+	size_t		key_len;
+	const char *value;
+	size_t		value_len;
+} JhMember;
+
 extern int	jh_json_check(const char *s, size_t len, char *kind);
+extern int	jh_json_members(const char *s, size_t len, JhMember *m, int max);
 extern size_t jh_json_escape(char *dst, size_t cap, const char *src);
 
 /* ---------------------------------------------------------------- routes_* */
@@ -333,5 +344,14 @@ extern const size_t jh_openapi_yaml_len;
 #define JH_SQL_ENQUEUED(Q, P) \
 	"(SELECT jobq.enqueue(" JH_SQL_ENQUEUE_ARGS(Q, "s.b") ") AS j FROM " JH_SQL_BODY(P) \
 	" OFFSET 0) x"
+
+/*
+ * JH_SQL_ENQUEUED_PLAIN(Q, P): JH_SQL_ENQUEUED for a job that gives only its payload (jsonb
+ * text P; jh_plain_job), with queue Q: passed to enqueue as they are, 20% fewer
+ * instructions per statement than taking the job object apart (callgrind, single-user
+ * EXECUTEs: 223 000-229 000 -> 182 000).
+ */
+#define JH_SQL_ENQUEUED_PLAIN(Q, P) \
+	"(SELECT jobq.enqueue(" Q ", " P "::jsonb) AS j OFFSET 0) x"
 
 #endif							/* JOBQ_HTTP_H */

@@ -224,6 +224,58 @@ jh_json_check(const char *s, size_t len, char *kind)
 }
 
 /*
+ * jh_json_members(s, len, m, max): the members of the object s[0..len), a
+ * text jh_json_check accepted, into m: each key as written between its
+ * quotes (escapes left as they are), each value's text. Returns how many, or
+ * -1 when s is not an object or has more than max members.
+ */
+int
+jh_json_members(const char *s, size_t len, JhMember *m, int max)
+{
+	JsonScan	scan;
+	int			n = 0;
+
+	scan.p = s;
+	scan.end = s + len;
+	json_space(&scan);
+	if (scan.p >= scan.end || *scan.p != '{')
+		return -1;
+	scan.p++;
+	json_space(&scan);
+	if (scan.p < scan.end && *scan.p == '}')
+		return 0;
+	for (;;)
+	{
+		const char *start = scan.p;
+
+		if (n == max || scan.p >= scan.end || *scan.p != '"' || !json_string(&scan))
+			return -1;
+		m[n].key = start + 1;
+		m[n].key_len = (size_t) (scan.p - start - 2);
+		json_space(&scan);
+		if (scan.p >= scan.end || *scan.p != ':')
+			return -1;
+		scan.p++;
+		json_space(&scan);
+		start = scan.p;
+		if (!json_value(&scan, 1))
+			return -1;
+		m[n].value = start;
+		m[n].value_len = (size_t) (scan.p - start);
+		n++;
+		json_space(&scan);
+		if (scan.p >= scan.end)
+			return -1;
+		if (*scan.p == '}')
+			return n;
+		if (*scan.p != ',')
+			return -1;
+		scan.p++;
+		json_space(&scan);
+	}
+}
+
+/*
  * jh_json_escape(dst, cap, src): writes src as the inside of a JSON string
  * into dst (cap bytes, always NUL-terminated, truncated on a character
  * boundary of the escaping). Returns the length written.

@@ -336,6 +336,61 @@ jh_body_json(JhRequest *r, bool required, const char *kinds)
 	return true;
 }
 
+/* A NUL-terminated copy of n bytes at s, for the request's life. */
+static char *
+request_copy(JhRequest *r, const char *s, size_t n)
+{
+	char	   *d = jh_alloc(r, n + 1);
+
+	memcpy(d, s, n);
+	d[n] = '\0';
+	return d;
+}
+
+/*
+ * jh_plain_job: true when the body, a JSON object jh_body_json accepted (or
+ * none), gives only a job's payload and, when queue is not NULL, its queue: a
+ * string written without escapes (required then). Each key once, written
+ * without escapes. *queue gets the queue, *payload the payload's text, or {}
+ * without one. Such a job needs none of JH_SQL_ENQUEUE_ARGS' taking apart of
+ * the body in SQL.
+ */
+bool
+jh_plain_job(JhRequest *r, const char **queue, const char **payload)
+{
+	JhMember	m[2];
+	int			n = 0;
+	int			i;
+	const char *q = NULL;
+	const char *p = NULL;
+
+	if (r->body != NULL && (n = jh_json_members(r->body, r->body_len, m, 2)) < 0)
+		return false;
+	for (i = 0; i < n; i++)
+	{
+		const JhMember *e = &m[i];
+
+		if (queue != NULL && q == NULL && e->key_len == 5 && memcmp(e->key, "queue", 5) == 0)
+		{
+			if (e->value[0] != '"' || memchr(e->value, '\\', e->value_len) != NULL)
+				return false;
+			q = request_copy(r, e->value + 1, e->value_len - 2);
+		}
+		else if (p == NULL && e->key_len == 7 && memcmp(e->key, "payload", 7) == 0)
+			p = request_copy(r, e->value, e->value_len);
+		else
+			return false;
+	}
+	if (queue != NULL)
+	{
+		if (q == NULL)
+			return false;
+		*queue = q;
+	}
+	*payload = p != NULL ? p : "{}";
+	return true;
+}
+
 /* ------------------------------------------------------ query parameters */
 
 /*

@@ -25,6 +25,13 @@ static const JhStmt create_stmt = {
 	2
 };
 
+/* create_stmt for a job that gives only its payload (jh_plain_job) */
+static const JhStmt create_plain_stmt = {
+	"job_create_plain",
+	"SELECT " JH_SQL_JOB("(x.j)") ", (x.j).id FROM " JH_SQL_ENQUEUED_PLAIN("$1", "$2"),
+	2
+};
+
 /*
  * POST /v1/queues/{queue}/jobs: enqueues the job described by the body
  * (payload, id, timeout, max_retries, persist, run_at, priority, state; all
@@ -42,8 +49,13 @@ jh_job_create(JhRequest *r)
 	if (!jh_body_json(r, false, "o"))
 		return;
 	values[0] = r->queue;
-	values[1] = r->body ? r->body : "{}";
-	res = jh_query(r, &create_stmt, values);
+	if (jh_plain_job(r, NULL, &values[1]))
+		res = jh_query(r, &create_plain_stmt, values);
+	else
+	{
+		values[1] = r->body ? r->body : "{}";
+		res = jh_query(r, &create_stmt, values);
+	}
 	if (res == NULL)
 		return;
 	qpart = jh_path_escape(r, r->queue);

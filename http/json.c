@@ -278,7 +278,8 @@ jh_json_members(const char *s, size_t len, JhMember *m, int max)
 /*
  * jh_json_escape(dst, cap, src): writes src as the inside of a JSON string
  * into dst (cap bytes, always NUL-terminated, truncated on a character
- * boundary of the escaping). Returns the length written.
+ * boundary of the escaping), escaped as jsonb escapes it. Returns the length
+ * written.
  */
 size_t
 jh_json_escape(char *dst, size_t cap, const char *src)
@@ -291,31 +292,43 @@ jh_json_escape(char *dst, size_t cap, const char *src)
 	for (; *src; src++)
 	{
 		unsigned char c = (unsigned char) *src;
-		char		esc[7];
-		size_t		elen;
+		char		esc[7] = {'\\'};
+		size_t		elen = 2;
 
-		if (c == '"' || c == '\\')
+		switch (c)
 		{
-			esc[0] = '\\';
-			esc[1] = (char) c;
-			elen = 2;
-		}
-		else if (c == '\n')
-		{
-			memcpy(esc, "\\n", 2);
-			elen = 2;
-		}
-		else if (c < 0x20 || c == 0x7f)
-		{
-			memcpy(esc, "\\u00", 4);
-			esc[4] = hex[c >> 4];
-			esc[5] = hex[c & 15];
-			elen = 6;
-		}
-		else
-		{
-			esc[0] = (char) c;
-			elen = 1;
+			case '\b':
+				esc[1] = 'b';
+				break;
+			case '\f':
+				esc[1] = 'f';
+				break;
+			case '\n':
+				esc[1] = 'n';
+				break;
+			case '\r':
+				esc[1] = 'r';
+				break;
+			case '\t':
+				esc[1] = 't';
+				break;
+			case '"':
+			case '\\':
+				esc[1] = (char) c;
+				break;
+			default:
+				if (c < 0x20)
+				{
+					memcpy(esc, "\\u00", 4);
+					esc[4] = hex[c >> 4];
+					esc[5] = hex[c & 15];
+					elen = 6;
+				}
+				else
+				{
+					esc[0] = (char) c;
+					elen = 1;
+				}
 		}
 		if (n + elen >= cap)
 		{

@@ -31,8 +31,8 @@ static const JhStmt enqueue_stmt = {
 
 /*
  * enqueue_stmt for a job object that gives only its queue and payload
- * (jh_plain_job). Its answer is built here, as jsonb would print it: 3% fewer
- * instructions per statement than jsonb_build_object.
+ * (jh_plain_job), answered by reply_job_status: 3% fewer instructions per
+ * statement than with jsonb_build_object.
  */
 static const JhStmt enqueue_plain_stmt = {
 	"relay_enqueue_plain",
@@ -40,28 +40,32 @@ static const JhStmt enqueue_plain_stmt = {
 	2
 };
 
-/* Answers 202 with {"id", "queue", "status"} from the columns of enqueue_plain_stmt. */
+/*
+ * reply_job_status: answers {"id", "queue", "status"} with code, as jsonb
+ * prints it (keys in jsonb's order), without a jsonb_build_object in the
+ * statement.
+ */
 static void
-reply_enqueued(JhRequest *r, PGresult *res)
+reply_job_status(JhRequest *r, int code, const char *id, const char *queue, const char *status)
 {
 	static const char *const keys[] = {"{\"id\": \"", "\", \"queue\": \"", "\", \"status\": \""};
+	const char *const values[] = {id, queue, status};
 	size_t		cap = 64;
 	char	   *json;
 	size_t		n = 0;
 	int			i;
 
 	for (i = 0; i < 3; i++)
-		cap += 6 * (size_t) PQgetlength(res, 0, i);
+		cap += 6 * strlen(values[i]);
 	json = jh_alloc(r, cap);
 	for (i = 0; i < 3; i++)
 	{
 		memcpy(json + n, keys[i], strlen(keys[i]));
 		n += strlen(keys[i]);
-		n += jh_json_escape(json + n, cap - n, PQgetvalue(res, 0, i));
+		n += jh_json_escape(json + n, cap - n, values[i]);
 	}
 	memcpy(json + n, "\"}", 3);
-	PQclear(res);
-	jh_reply_json(r, 202, json);
+	jh_reply_json(r, code, json);
 }
 
 /* POST /v1/enqueue: 202 {"id", "queue", "status"}; 409 when the id is live. */
@@ -77,7 +81,11 @@ jh_relay_enqueue(JhRequest *r)
 		PGresult   *res = jh_query(r, &enqueue_plain_stmt, values);
 
 		if (res != NULL)
-			reply_enqueued(r, res);
+		{
+			reply_job_status(r, 202, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
+							 PQgetvalue(res, 0, 2));
+			PQclear(res);
+		}
 	}
 	else
 	{
@@ -314,10 +322,7 @@ jh_relay_reschedule(JhRequest *r)
 
 static const JhStmt complete_stmt = {
 	"relay_complete",
-	"SELECT pg_catalog.jsonb_build_object('queue', $1::text, 'id', $2::text, "
-	"  'status', 'finished') "
-	"FROM (SELECT jobq.complete(queue => $1, id => $2, result => $3::jsonb, "
-	"  lease => $4::uuid)) c",
+	"SELECT jobq.complete(queue => $1, id => $2, result => $3::jsonb, lease => $4::uuid)",
 	4
 };
 
@@ -330,6 +335,7 @@ void
 jh_relay_complete(JhRequest *r)
 {
 	const char *values[4];
+	PGresult   *res;
 
 	if (jh_param(r, "queue", true, &values[0]) < 0 ||
 		jh_param(r, "job_id", true, &values[1]) < 0 ||
@@ -337,7 +343,11 @@ jh_relay_complete(JhRequest *r)
 		!jh_body_json(r, false, NULL))
 		return;
 	values[2] = r->body;
-	jh_reply_value(r, 200, &complete_stmt, values);
+	res = jh_query(r, &complete_stmt, values);
+	if (res == NULL)
+		return;
+	PQclear(res);
+	reply_job_status(r, 200, values[1], values[0], "finished");
 }
 
 static const JhStmt exists_stmt = {

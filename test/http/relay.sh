@@ -131,6 +131,16 @@ req DELETE '/v1/complete?queue=emails&job_id=1' '{"sent": true}'
 expect_status 200 "complete"
 expect_eq "$(q "SELECT status, result->>'sent' FROM jobq.get('emails', '1')")" "finished|true" \
 	"complete stored the result"
+expect_eq "$body" '{"id": "1", "queue": "emails", "status": "finished"}' "complete answers id, queue, status"
+# an id with characters JSON escapes: the answer escapes them as jsonb does
+odd=$(printf 'q"\\\t\b\001\177x')
+q "SELECT jobq.enqueue('emails', id => \$\$$odd\$\$)" >/dev/null
+lease_odd=$(q "SELECT lease FROM jobq.lease('emails', n => 10) WHERE id = \$\$$odd\$\$")
+req DELETE "/v1/complete?queue=emails&job_id=$(python3 -c 'import sys, urllib.parse
+print(urllib.parse.quote(sys.argv[1], safe=""))' "$odd")&lease=$lease_odd"
+expect_status 200 "complete of a job whose id needs escapes"
+expect_eq "$body" "$(q "SELECT jsonb_build_object('id', \$\$$odd\$\$, 'queue', 'emails', 'status', 'finished')")" \
+	"escaped as jsonb escapes"
 req DELETE '/v1/complete?queue=emails&job_id=1'
 expect_status 404 "complete of a job that is not live"
 req DELETE '/v1/complete?queue=emails&job_id=later'

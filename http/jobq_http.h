@@ -185,6 +185,7 @@ extern uint64_t jh_requests_total(void);
 extern const JhRoute jh_routes[];
 extern const size_t jh_nroutes;
 extern char *jh_strdup(JhRequest *r, const char *s);
+extern char *jh_strndup(JhRequest *r, const char *s, size_t n);
 extern char *jh_path_escape(JhRequest *r, const char *s);
 extern void *jh_alloc(JhRequest *r, size_t n);
 extern void jh_free_allocs(JhRequest *r);

@@ -25,6 +25,8 @@ typedef struct JsonScan
 } JsonScan;
 
 static bool json_value(JsonScan *s, int depth);
+static int	json_container(JsonScan *s, int depth, char close, bool object, JhMember *m,
+						   int max);
 
 static void
 json_space(JsonScan *s)
@@ -115,39 +117,69 @@ json_string(JsonScan *s)
 	return false;
 }
 
+/*
+ * One member of an object at s->p: its key (a string) and, after the colon,
+ * its value. When m is not NULL, m->key and m->key_len get what is between
+ * the key's quotes, m->value and m->value_len the value's text.
+ */
 static bool
-json_container(JsonScan *s, int depth, char close, bool object)
+json_member(JsonScan *s, int depth, JhMember *m)
 {
+	const char *key = s->p;
+
+	if (s->p >= s->end || *s->p != '"' || !json_string(s))
+		return false;
+	if (m != NULL)
+	{
+		m->key = key + 1;
+		m->key_len = (size_t) (s->p - key - 2);
+	}
+	json_space(s);
+	if (s->p >= s->end || *s->p != ':')
+		return false;
+	s->p++;
+	json_space(s);
+	if (m != NULL)
+		m->value = s->p;
+	if (!json_value(s, depth + 1))
+		return false;
+	if (m != NULL)
+		m->value_len = (size_t) (s->p - m->value);
+	return true;
+}
+
+/*
+ * An object or array at s->p; an object's members go to m[0..max) when m is
+ * not NULL. Returns how many members, or -1 when malformed or (with m) when
+ * there are more than max.
+ */
+static int
+json_container(JsonScan *s, int depth, char close, bool object, JhMember *m, int max)
+{
+	int			n = 0;
+
 	s->p++;						/* the opening bracket */
 	json_space(s);
 	if (s->p < s->end && *s->p == close)
 	{
 		s->p++;
-		return true;
+		return 0;
 	}
-	for (;;)
+	for (;; n++)
 	{
-		if (object)
-		{
-			if (s->p >= s->end || *s->p != '"' || !json_string(s))
-				return false;
-			json_space(s);
-			if (s->p >= s->end || *s->p != ':')
-				return false;
-			s->p++;
-		}
-		if (!json_value(s, depth + 1))
-			return false;
+		if (object ? (m != NULL && n == max) || !json_member(s, depth, m ? &m[n] : NULL) :
+			!json_value(s, depth + 1))
+			return -1;
 		json_space(s);
 		if (s->p >= s->end)
-			return false;
+			return -1;
 		if (*s->p == close)
 		{
 			s->p++;
-			return true;
+			return n + 1;
 		}
 		if (*s->p != ',')
-			return false;
+			return -1;
 		s->p++;
 		json_space(s);
 	}
@@ -164,9 +196,9 @@ json_value(JsonScan *s, int depth)
 	switch (*s->p)
 	{
 		case '{':
-			return json_container(s, depth, '}', true);
+			return json_container(s, depth, '}', true, NULL, 0) >= 0;
 		case '[':
-			return json_container(s, depth, ']', false);
+			return json_container(s, depth, ']', false, NULL, 0) >= 0;
 		case '"':
 			return json_string(s);
 		case 't':
@@ -233,46 +265,13 @@ int
 jh_json_members(const char *s, size_t len, JhMember *m, int max)
 {
 	JsonScan	scan;
-	int			n = 0;
 
 	scan.p = s;
 	scan.end = s + len;
 	json_space(&scan);
 	if (scan.p >= scan.end || *scan.p != '{')
 		return -1;
-	scan.p++;
-	json_space(&scan);
-	if (scan.p < scan.end && *scan.p == '}')
-		return 0;
-	for (;;)
-	{
-		const char *start = scan.p;
-
-		if (n == max || scan.p >= scan.end || *scan.p != '"' || !json_string(&scan))
-			return -1;
-		m[n].key = start + 1;
-		m[n].key_len = (size_t) (scan.p - start - 2);
-		json_space(&scan);
-		if (scan.p >= scan.end || *scan.p != ':')
-			return -1;
-		scan.p++;
-		json_space(&scan);
-		start = scan.p;
-		if (!json_value(&scan, 1))
-			return -1;
-		m[n].value = start;
-		m[n].value_len = (size_t) (scan.p - start);
-		n++;
-		json_space(&scan);
-		if (scan.p >= scan.end)
-			return -1;
-		if (*scan.p == '}')
-			return n;
-		if (*scan.p != ',')
-			return -1;
-		scan.p++;
-		json_space(&scan);
-	}
+	return json_container(&scan, 0, '}', true, m, max);
 }
 
 /*
@@ -285,6 +284,8 @@ size_t
 jh_json_escape(char *dst, size_t cap, const char *src)
 {
 	static const char hex[] = "0123456789abcdef";
+	static const char shortform_of[] = "\b\f\n\r\t\"\\";
+	static const char shortform[] = "bfnrt\"\\";
 	size_t		n = 0;
 
 	if (cap == 0)
@@ -292,43 +293,27 @@ jh_json_escape(char *dst, size_t cap, const char *src)
 	for (; *src; src++)
 	{
 		unsigned char c = (unsigned char) *src;
-		char		esc[7] = {'\\'};
-		size_t		elen = 2;
+		const char *hit = strchr(shortform_of, c);	/* c is not NUL here */
+		char		esc[7];
+		size_t		elen;
 
-		switch (c)
+		if (hit != NULL)
 		{
-			case '\b':
-				esc[1] = 'b';
-				break;
-			case '\f':
-				esc[1] = 'f';
-				break;
-			case '\n':
-				esc[1] = 'n';
-				break;
-			case '\r':
-				esc[1] = 'r';
-				break;
-			case '\t':
-				esc[1] = 't';
-				break;
-			case '"':
-			case '\\':
-				esc[1] = (char) c;
-				break;
-			default:
-				if (c < 0x20)
-				{
-					memcpy(esc, "\\u00", 4);
-					esc[4] = hex[c >> 4];
-					esc[5] = hex[c & 15];
-					elen = 6;
-				}
-				else
-				{
-					esc[0] = (char) c;
-					elen = 1;
-				}
+			esc[0] = '\\';
+			esc[1] = shortform[hit - shortform_of];
+			elen = 2;
+		}
+		else if (c < 0x20)
+		{
+			memcpy(esc, "\\u00", 4);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			elen = 6;
+		}
+		else
+		{
+			esc[0] = (char) c;
+			elen = 1;
 		}
 		if (n + elen >= cap)
 		{

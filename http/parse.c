@@ -92,14 +92,21 @@ jh_alloc(JhRequest *r, size_t n)
 	return a->data;
 }
 
+/* jh_strndup: a NUL-terminated copy of the n bytes at s, for the request's life. */
+char *
+jh_strndup(JhRequest *r, const char *s, size_t n)
+{
+	char	   *d = jh_alloc(r, n + 1);
+
+	memcpy(d, s, n);
+	d[n] = '\0';
+	return d;
+}
+
 char *
 jh_strdup(JhRequest *r, const char *s)
 {
-	size_t		n = strlen(s);
-	char	   *d = jh_alloc(r, n + 1);
-
-	memcpy(d, s, n + 1);
-	return d;
+	return jh_strndup(r, s, strlen(s));
 }
 
 /* Adds a header to the response about to be sent; value is copied. */
@@ -336,17 +343,6 @@ jh_body_json(JhRequest *r, bool required, const char *kinds)
 	return true;
 }
 
-/* A NUL-terminated copy of n bytes at s, for the request's life. */
-static char *
-request_copy(JhRequest *r, const char *s, size_t n)
-{
-	char	   *d = jh_alloc(r, n + 1);
-
-	memcpy(d, s, n);
-	d[n] = '\0';
-	return d;
-}
-
 /*
  * jh_plain_job: true when the body, a JSON object jh_body_json accepted (or
  * none), gives only a job's payload and, when queue is not NULL, its queue: a
@@ -374,10 +370,10 @@ jh_plain_job(JhRequest *r, const char **queue, const char **payload)
 		{
 			if (e->value[0] != '"' || memchr(e->value, '\\', e->value_len) != NULL)
 				return false;
-			q = request_copy(r, e->value + 1, e->value_len - 2);
+			q = jh_strndup(r, e->value + 1, e->value_len - 2);
 		}
 		else if (p == NULL && e->key_len == 7 && memcmp(e->key, "payload", 7) == 0)
-			p = request_copy(r, e->value, e->value_len);
+			p = jh_strndup(r, e->value, e->value_len);
 		else
 			return false;
 	}

@@ -55,13 +55,24 @@ CONF
 	fi
 	port=${3:-}
 	[ -n "$port" ] || port=$(cat "$dir/port" 2>/dev/null || true)
-	if [ -z "$port" ] || (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then port=$(free_port); fi
-	echo "$port" >"$dir/port"
-	if ! as_pg "$bindir/pg_ctl" -D "$data" -o "-p $port" -l "$dir/server.log" -w -t 60 start >/dev/null; then
-		tail -20 "$dir/server.log" >&2
-		exit 1
-	fi
-	echo "$port $sock"
+	# A free port can be taken by another process before the server binds it: then, unless
+	# the caller asked for this port, try another one.
+	for attempt in 1 2 3 4 5; do
+		if [ -z "$port" ] || (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then port=$(free_port); fi
+		echo "$port" >"$dir/port"
+		log_start=$(wc -c 2>/dev/null <"$dir/server.log" || echo 0)
+		if as_pg "$bindir/pg_ctl" -D "$data" -o "-p $port" -l "$dir/server.log" -w -t 60 start >/dev/null; then
+			echo "$port $sock"
+			exit 0
+		fi
+		if [ -n "${3:-}" ] || ! tail -c +"$((log_start + 1))" "$dir/server.log" | grep -q 'could not bind\|could not create any TCP/IP sockets'; then
+			break
+		fi
+		echo "cluster.sh: port $port was taken, trying another (attempt $attempt)" >&2
+		port=
+	done
+	tail -20 "$dir/server.log" >&2
+	exit 1
 	;;
 stop)
 	mode=${3:-fast}

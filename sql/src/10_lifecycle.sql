@@ -642,7 +642,6 @@ LANGUAGE plpgsql AS $$
 DECLARE
 	deadline pg_catalog.timestamptz;
 	seen pg_catalog.int8;
-	pause pg_catalog.float8 := 0.005;
 	left_s pg_catalog.float8;
 BEGIN
 	IF timeout IS NULL OR timeout OPERATOR(pg_catalog.<) '0'::pg_catalog.interval THEN
@@ -663,9 +662,8 @@ BEGIN
 			-- Woken when a job of the slot ends; a look at least once a second all the same.
 			PERFORM jobq._wake_wait(wait.queue, wait.id, seen, LEAST(left_s, 1));
 		ELSE
-			-- Not preloaded: no wake-ups; sleep with backoff up to a second.
-			PERFORM pg_catalog.pg_sleep(LEAST(pause, left_s));
-			pause := LEAST(pause OPERATOR(pg_catalog.*) 2, 1);
+			-- Not preloaded: no wake-ups; a look once a second (never a faster poll).
+			PERFORM pg_catalog.pg_sleep(LEAST(left_s, 1));
 		END IF;
 	END LOOP;
 END

@@ -7,9 +7,11 @@
 # - jobq.stats() says no reaper is present and jobq is not preloaded; jobq.metrics() says
 #   jobq_reaper_up 0;
 # - there are no wake-up slots (jobq._wake_count is NULL), so CALL jobq.wait falls back to
-#   pg_sleep, backing off to a second: it returns at once for an ended job, sleeps in
-#   pg_sleep (not on a condition variable) while the job runs, returns the job's end once it
-#   is completed, and returns the job's current status when the timeout passes;
+#   pg_sleep, a look at the job once a second (issue 7: no polling loop faster than once a
+#   second): it returns at once for an ended job, sleeps in pg_sleep (not on a condition
+#   variable) while the job runs, returns the job's end once it is completed, and returns the
+#   job's current status when the timeout passes, having looked at most 4 times in 2.5 s
+#   (jobq.get's calls in pg_stat_user_functions; the 5 ms backoff it had looked 11 times);
 # - jobq.start_reaper() starts a reaper as a dynamic background worker, which reaps.
 source "$(dirname "$0")/../lib.sh"
 dir=$(mktemp -d)
@@ -50,11 +52,17 @@ waiter=$!
 wait_for "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'np_waiter'
 	AND wait_event = 'PgSleep')" 10
 ok "the waiter sleeps in pg_sleep"
-sleep 2 # long enough for the backoff to reach a second
+sleep 1.5
 q "SELECT jobq.complete('np', 'b', '{\"n\": 2}', '$lease')" >/dev/null
 wait "$waiter" || die "CALL jobq.wait failed: $(cat "$dir/b")"
 expect_eq "$(cat "$dir/b")" 'finished|{"n": 2}' "the waiter returns b's end once b is completed"
-expect_eq "$(q "CALL jobq.wait('np', 'c', '1.5 s')")" 'pending|' "past its timeout, wait returns the current status"
+# A session of its own, with function statistics: they are flushed when it ends.
+expect_eq "$(PGOPTIONS='-c track_functions=pl' q "CALL jobq.wait('np', 'c', '2.5 s')")" 'pending|' \
+	"past its timeout, wait returns the current status"
+wait_for "SELECT EXISTS (SELECT FROM pg_stat_user_functions WHERE schemaname = 'jobq' AND funcname = 'get')" 10
+looks=$(q "SELECT sum(calls) FROM pg_stat_user_functions WHERE schemaname = 'jobq' AND funcname = 'get'")
+[ "$looks" -ge 2 ] && [ "$looks" -le 4 ] || die "a 2.5 s wait looked at its job $looks times (want 2-4: once a second)"
+ok "a 2.5 s wait looked at its job $looks times"
 
 q "SELECT jobq.create_queue('np2', retry_base => '10 ms')" >/dev/null
 q "SELECT jobq.enqueue('np2', id => 'r')" >/dev/null

@@ -87,6 +87,7 @@ extern time_t jh_started_at;
 
 extern int64_t jh_now_us(void);
 extern void jh_deadline(struct timespec *ts, int64_t from_now_us);
+extern void jh_cond_init(pthread_cond_t *cond);
 
 /* ------------------------------------------------------------------ pool.c */
 

@@ -86,6 +86,18 @@ jh_deadline(struct timespec *ts, int64_t from_now_us)
 	}
 }
 
+/* jh_cond_init: a condition variable whose timed waits take jh_deadline's clock. */
+void
+jh_cond_init(pthread_cond_t *cond)
+{
+	pthread_condattr_t attr;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(cond, &attr);
+	pthread_condattr_destroy(&attr);
+}
+
 /* civetweb's own messages (bind failures and the like) go to stderr. */
 static int
 log_message(const struct mg_connection *conn, const char *message)

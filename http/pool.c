@@ -68,12 +68,7 @@ static bool db_up;
 void
 jh_pool_init(void)
 {
-	pthread_condattr_t attr;
-
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&pool_freed, &attr);
-	pthread_condattr_destroy(&attr);
+	jh_cond_init(&pool_freed);
 	nslots = jh_config.pool;
 	slots = calloc(nslots, sizeof(JhConn));
 	if (slots == NULL)

@@ -50,6 +50,8 @@ typedef struct JhBucket
 static JhBucket *buckets;
 static uint64_t requests_total;
 static int	inflight;			/* requests being served, for the drain */
+static pthread_mutex_t drain_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t drained;	/* inflight hit 0 while stopping (jh_router_init) */
 
 uint64_t
 jh_requests_total(void)
@@ -426,37 +428,48 @@ jh_begin_request(struct mg_connection *conn)
 	jh_release_db(&r);
 	access_log(&r, jh_now_us() - start);
 	jh_free_allocs(&r);
-	__atomic_fetch_sub(&inflight, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST) == 0 &&
+		__atomic_load_n(&jh_stopping, __ATOMIC_SEQ_CST))
+	{
+		pthread_mutex_lock(&drain_lock);
+		pthread_cond_broadcast(&drained);
+		pthread_mutex_unlock(&drain_lock);
+	}
 	return r.status;
 }
 
 /*
  * jh_router_drain: called once jh_stopping is set; waits until no request is
  * being served, or max_ms. New requests meanwhile get 503. (mg_stop alone
- * would not do: civetweb stops writing responses once it is stopping.)
- * Returns the requests still in flight.
+ * would not do: civetweb stops writing responses once it is stopping.) The
+ * last request to end signals drained: no polling. Returns the requests
+ * still in flight.
  */
 int
 jh_router_drain(int max_ms)
 {
-	int64_t		until = jh_now_us() + (int64_t) max_ms * 1000;
+	struct timespec until;
 	int			n;
 
-	while ((n = __atomic_load_n(&inflight, __ATOMIC_SEQ_CST)) > 0 && jh_now_us() < until)
-	{
-		struct timespec ts = {0, 5 * 1000 * 1000};
-
-		nanosleep(&ts, NULL);
-	}
+	jh_deadline(&until, (int64_t) max_ms * 1000);
+	pthread_mutex_lock(&drain_lock);
+	while ((n = __atomic_load_n(&inflight, __ATOMIC_SEQ_CST)) > 0)
+		if (pthread_cond_timedwait(&drained, &drain_lock, &until) == ETIMEDOUT)
+		{
+			n = __atomic_load_n(&inflight, __ATOMIC_SEQ_CST);
+			break;
+		}
+	pthread_mutex_unlock(&drain_lock);
 	return n;
 }
 
-/* jh_router_init: the rate limit's buckets, once the configuration is loaded. */
+/* jh_router_init: the drain's signal and the rate limit's buckets, once the configuration is loaded. */
 void
 jh_router_init(void)
 {
 	int			i;
 
+	jh_cond_init(&drained);
 	if (jh_config.rate <= 0)
 		return;
 	buckets = calloc(jh_config.ntokens + 1, sizeof(JhBucket));

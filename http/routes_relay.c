@@ -204,7 +204,6 @@ jh_relay_next(JhRequest *r)
 	const char *values[4];
 	struct timespec deadline;
 	pthread_cond_t cond;
-	pthread_condattr_t attr;
 	JhWaiter	w;
 
 	if (jh_param(r, "queue", true, &queue) < 0 ||
@@ -234,10 +233,7 @@ jh_relay_next(JhRequest *r)
 	}
 
 	/* long-poll: register first, so no notification slips between try and sleep */
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&cond, &attr);
-	pthread_condattr_destroy(&attr);
+	jh_cond_init(&cond);
 	w.cond = &cond;
 	jh_deadline(&deadline, (int64_t) wait * 1000000);
 	jh_wait_register(&w, queue);

@@ -61,12 +61,15 @@ jobq_reset() {
 
 # pgb_count SCRIPT CLIENTS SECONDS [PGBENCH ARGS...]: like pgb, but prints "TPS TRANSACTIONS"
 # (the transactions pgbench counted, so a caller can turn work counted in the database into a
-# rate over the same duration: DONE * TPS / TRANSACTIONS).
+# rate over the same duration: DONE * TPS / TRANSACTIONS). SECONDS 0: no -T (the caller
+# gives -t TRANSACTIONS per client).
 pgb_count() {
 	local script=$1 clients=$2 secs=$3 log
+	local limit=(-T "$secs")
 	shift 3
+	[ "$secs" != 0 ] || limit=()
 	log=$(mktemp "$BENCH_TMP/pgbench.XXXXXX")
-	if ! pgbench -n -M prepared -c "$clients" -j "$clients" -T "$secs" -f "$script" "$@" >"$log" 2>&1 ||
+	if ! pgbench -n -M prepared -c "$clients" -j "$clients" "${limit[@]}" -f "$script" "$@" >"$log" 2>&1 ||
 		grep -q -E 'aborted|error' "$log"; then
 		echo "pgbench $script failed:" >&2
 		cat "$log" >&2

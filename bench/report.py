@@ -104,7 +104,9 @@ def cmp_ge(rep, sync, a, b, factor, div=1):
 		return None, f'{missing} not measured'
 	unit = rep.get(*a, sync)['unit']
 	ref = vb / div
-	r = va / ref if ref else float('inf')
+	if ref <= 0:
+		return None, f'{name_b} is {num(ref)} {unit}: no reference to compare with (see the warnings)'
+	r = va / ref
 	return va >= factor * ref, f'{a[0]} {a[1]} {num(va)} vs {name_b} {num(ref)} {unit}: {r:.2f}x (need {factor}x)'
 
 
@@ -115,7 +117,9 @@ def cmp_le(rep, sync, a, b, factor):
 		missing = ', '.join(f'{x[0]} {x[1]}' for x, v in ((a, va), (b, vb)) if v is None)
 		return None, f'{missing} not measured'
 	unit = rep.get(*a, sync)['unit']
-	r = va / vb if vb else float('inf')
+	if vb <= 0:
+		return None, f'{b[0]} {b[1]} is {num(vb)} {unit}: no reference to compare with (see the warnings)'
+	r = va / vb
 	return va <= factor * vb, f'{a[0]} {a[1]} {num(va)} vs {b[0]} {b[1]} {num(vb)} {unit}: {r:.2f}x (need <= {factor}x)'
 
 

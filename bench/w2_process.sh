@@ -12,10 +12,13 @@
 # jobq.complete_batch, w2_process_n100.sql); the reference R2 (bench/r2.sql) with the same n
 # (UPDATE ... FOR UPDATE SKIP LOCKED ... RETURNING, then DELETE: r2_process_n1.sql,
 # r2_process_n100.sql). Every run starts from a queue of 100 000 pending jobs (refilled,
-# then VACUUM and CHECKPOINT) and must not run dry: a run lasts BENCH_SECONDS, or less when
-# an earlier run of the same script (the first, a 1-second warm-up, is not reported) shows that
-# 70 % of the queue would be gone sooner. jobq and R2 runs alternate. Jobs per second count
-# the jobs the database shows completed after the run. Figures: w2 `process n1`,
+# then VACUUM and CHECKPOINT) and must not run dry, so a run is a number of transactions
+# per client (pgbench -t), not of seconds: as many as the highest rate of the script's
+# earlier runs gets through in BENCH_SECONDS, but never more than 70 % of the queue (the
+# first run, a warm-up of 10 % of the queue, is not reported). At 100 000 jobs/s, as R2
+# n = 100 reaches on a quiet machine, 70 % of the queue takes 0.7 s: a -T run, whole
+# seconds, ran it dry. jobq and R2 runs alternate. Jobs per second count the jobs the
+# database shows completed after the run, over pgbench's duration. Figures: w2 `process n1`,
 # `process n100`; r2 `process n1`, `process n100` (jobs/s).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -42,23 +45,27 @@ fill_r2() {
 done_r2() { sql -c "SELECT $depth - count(*) FROM r2_jobs"; }
 left_r2() { sql -c "SELECT count(*) FROM r2_jobs WHERE status = 'pending'"; }
 
-# run KIND SCRIPT SECONDS: one run of SCRIPT (KIND jobq or r2) on a refilled queue; prints
-# jobs/s. Warns when the queue ran dry.
+# run KIND SCRIPT N TRANSACTIONS: one run of SCRIPT (KIND jobq or r2, N jobs per lease) on a
+# refilled queue, TRANSACTIONS per client; prints jobs/s. Fails when pgbench does; warns when
+# the queue ran dry.
 run() {
-	local kind=$1 script=$2 secs=$3 tps n
+	local kind=$1 script=$2 n=$3 tx=$4 out
 	"fill_$kind" >&2
 	settle >&2
-	read -r tps n < <(pgb_count "$script" "$clients" "$secs")
+	out=$(pgb_count "$script" "$clients" 0 -t "$tx") || exit 1
 	[ "$("left_$kind")" -gt 0 ] ||
-		warn "w2 $script ran the queue dry in $secs s: its figure is too low"
-	per_second "$("done_$kind")" "$tps" "$n"
+		warn "w2 $script ran the queue dry in $((tx * clients)) transactions of $n jobs: its figure is too low"
+	per_second "$("done_$kind")" $out
 }
 
-# length RATE...: the seconds of a run, at most BENCH_SECONDS, so that at the highest RATE
-# seen at most 70 % of the queue is used.
+# length N RATE...: transactions per client of a run of N jobs a lease: what the highest RATE
+# (jobs/s) seen gets through in BENCH_SECONDS, at most 70 % of the queue, at least 1.
 length() {
+	local n=$1
+	shift
 	printf '%s\n' "$@" | sort -g | tail -1 |
-		awk -v s="$BENCH_SECONDS" -v d="$depth" '{t = int(0.7 * d / ($1 > 0 ? $1 : 1)); if (t > s) t = s; if (t < 1) t = 1; print t}'
+		awk -v s="$BENCH_SECONDS" -v d="$depth" -v n="$n" -v c="$clients" \
+			'{j = $1 * s; if (j > 0.7 * d) j = 0.7 * d; t = int(j / (n * c)); if (t < 1) t = 1; print t}'
 }
 
 have_batch=$(sql -c "SELECT count(*) FROM pg_catalog.pg_proc WHERE proname = 'complete_batch'
@@ -72,14 +79,14 @@ variants+=("r2 n100 r2_process_n100.sql")
 declare -A rates
 for v in "${variants[@]}"; do
 	read -r kind n script <<<"$v"
-	rates["$kind $n"]=$(run "$kind" "$script" 1)
+	rates["$kind $n"]=$(run "$kind" "$script" "${n#n}" $((depth / 10 / (${n#n} * clients))))
 done
 declare -A runs
 for _ in $(seq 1 "$BENCH_RUNS"); do
 	for v in "${variants[@]}"; do
 		read -r kind n script <<<"$v"
 		# shellcheck disable=SC2086
-		r=$(run "$kind" "$script" "$(length ${rates["$kind $n"]})")
+		r=$(run "$kind" "$script" "${n#n}" "$(length "${n#n}" ${rates["$kind $n"]})")
 		rates["$kind $n"]+=" $r"
 		runs["$kind $n"]+=" $r"
 	done

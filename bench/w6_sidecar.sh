@@ -16,7 +16,7 @@
 #            DELETE /v1/complete?job_id=&lease=                jobq.complete(..., lease)
 # every statement its own transaction, alternating HTTP and libpq (A B A B). Each timed
 # run starts from the same state: queue w6 dropped and created again, then (process) a
-# backlog of BENCH_W6_BACKLOG jobs (default 12000 per second of BENCH_SECONDS: more than
+# backlog of BENCH_W6_BACKLOG jobs (default 20000 per second of BENCH_SECONDS: more than
 # the clients process) enqueued, then VACUUM ANALYZE.
 #
 # Figures (workload w6), jobs/s: http enqueue, libpq enqueue, http process, libpq process;
@@ -26,7 +26,7 @@ source "$(dirname "$0")/lib.sh"
 export PGOPTIONS=${PGOPTIONS:--c synchronous_commit=$BENCH_SYNC}
 
 clients=${BENCH_W6_CLIENTS:-4}
-backlog=${BENCH_W6_BACKLOG:-$((12000 * ${BENCH_SECONDS%.*}))}
+backlog=${BENCH_W6_BACKLOG:-$((20000 * ${BENCH_SECONDS%.*}))}
 sidecar=${SIDECAR_BIN:-$bench_top/http/jobq-http}
 bin=$BENCH_TMP/httpload
 side_pid=

@@ -257,7 +257,9 @@ def main():
 	print('R1: the physical limit (pgbench: 1-row INSERT, 1-row UPDATE by key, SELECT 1; one '
 		'statement per transaction, tps). R2: the plain-SQL queue of bench/r2.sql (UPDATE ... '
 		'FOR UPDATE SKIP LOCKED ... RETURNING, then DELETE). W1: enqueue, 4 clients. W2: lease in '
-		'one transaction, complete in a second, 4 workers, from a queue of 100 000 jobs. '
+		'one transaction, complete in a second, 4 workers, from a queue of 100 000 jobs; a run '
+		'is a number of transactions (at most 70% of the queue, and what the script\'s earlier runs '
+		'got through in the seconds of a run), so a fast one lasts under a second. '
 		'Each workload script (bench/*.sh) describes its method in its header.')
 
 

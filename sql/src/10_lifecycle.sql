@@ -625,7 +625,7 @@ COMMENT ON FUNCTION jobq.search_jobs_by_start_date(timestamptz, timestamptz) IS
  * wait(queue, id, timeout): returns when the job has ended or timeout has passed, with the
  * job's status and result at that moment. Between looks it sleeps until a transaction that
  * ends a job of the same wake-up slot commits (extension/wake.c), at most a second (without
- * preload, which the slots need: 5 ms doubling up to a second), and it commits before it
+ * preload, which the slots need: a second each time), and it commits before it
  * sleeps, so no transaction of it (nor the snapshot and xmin of the sleeping statement)
  * lasts more than about a second; that is why it is a procedure, and why it must be CALLed outside a transaction block (inside
  * one, it returns at once if the job has ended, else raises 2D000).

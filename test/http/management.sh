@@ -57,6 +57,7 @@ expect_eq "$(jget '[x["queue"] for x in j]')" '["reports"]' "the queue list"
 # ---- jobs
 req POST /v1/queues/reports/jobs '{"id": "r/1 x", "payload": {"month": 1}, "priority": 2}'
 expect_status 202 "POST a job"
+expect_eq "$(enqueue_form)" "f|t" "a job that gives its id is taken apart in SQL"
 job_keys=$(jget 'sorted(j.keys())')
 expect_eq "$(header Location)" "/v1/queues/reports/jobs/r%2F1%20x" "Location of the job"
 req GET "$(header Location)"
@@ -71,6 +72,7 @@ gen=$(jget 'j["id"]')
 expect_eq "$(jget 'sorted(j.keys())')" "$job_keys" "a job without a body is answered in full"
 req POST /v1/queues/monthly/jobs '{"payload": {"month": 3, "days": [1, 2]}}'
 expect_status 202 "POST a job that gives only its payload"
+expect_eq "$(enqueue_form)" "t|f" "a payload-only job is passed to enqueue as it is"
 expect_eq "$(jget 'sorted(j.keys())')" "$job_keys" "a payload-only job is answered in full"
 expect_eq "$(jget 'j["payload"], j["priority"], j["status"]')" '[{"days": [1, 2], "month": 3}, 0, "pending"]' \
 	"a payload-only job"

@@ -38,15 +38,10 @@ expect_eq "$(q "SELECT persist, max_retries, run_at > now() + interval '50 years
 
 # enqueue of a plain job (queue and payload only): passed to jobq.enqueue as they are, with
 # the same result as the job object taken apart in SQL; anything else takes that way
-plain_used() {  # the sidecar's session that ran the last statement ran which form
-	q "SELECT count(*) FILTER (WHERE query LIKE '%jobq.enqueue(\$1, \$2::jsonb)%') > 0,
-		count(*) FILTER (WHERE query LIKE '%COALESCE(s.b -> ''payload''%') > 0
-		FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = current_database()"
-}
 payload='{"b": [1, 2.50, "\u00e9\n"], "a": null, "c": {"d": true}}'
 req POST /v1/enqueue "{\"queue\": \"plain\", \"payload\": $payload}"
 expect_status 202 "enqueue of a plain job"
-expect_eq "$(plain_used)" "t|f" "a plain job is passed to enqueue as it is"
+expect_eq "$(enqueue_form)" "t|f" "a plain job is passed to enqueue as it is"
 expect_eq "$body" "{\"id\": \"$(jget 'j["id"]')\", \"queue\": \"plain\", \"status\": \"pending\"}" \
 	"a plain job answers id, queue, status as jsonb prints them"
 expect_eq "$(q "SELECT payload = '$payload'::jsonb FROM jobq.get('plain', '$(jget 'j["id"]')')")" t \
@@ -59,7 +54,7 @@ expect_status 202 "enqueue of a job without payload"
 expect_eq "$(q "SELECT payload FROM jobq.get('plain', '$(jget 'j["id"]')')")" '{}' "no payload is {}"
 req POST /v1/enqueue '{"queue": "plain", "payload": 1, "payload": {"n": 2}}'
 expect_status 202 "enqueue with a repeated key"
-expect_eq "$(plain_used)" "f|t" "a repeated key takes the statement that parses the body"
+expect_eq "$(enqueue_form)" "f|t" "a repeated key takes the statement that parses the body"
 expect_eq "$(q "SELECT payload FROM jobq.get('plain', '$(jget 'j["id"]')')")" '{"n": 2}' \
 	"a repeated key: the last one counts, as in jsonb"
 req POST /v1/enqueue '{"queue": "pl\u0061in", "payload": 3}'

@@ -98,6 +98,15 @@ v = eval(sys.argv[1])
 print(json.dumps(v) if isinstance(v, (dict, list, tuple, bool)) or v is None else v)' "$1" <<<"$body"
 }
 
+# enqueue_form: which enqueue statement the sidecar's sessions ran last, as "PLAIN|OBJECT" (t or
+# f each): jobq.enqueue($1, $2::jsonb) with the job as given (jh_plain_job), or the job object
+# taken apart in SQL (JH_SQL_ENQUEUE_ARGS). Sequential requests use the pool's first slot.
+enqueue_form() {
+	q "SELECT count(*) FILTER (WHERE query LIKE '%jobq.enqueue(\$1, \$2::jsonb)%') > 0,
+		count(*) FILTER (WHERE query LIKE '%COALESCE(s.b -> ''payload''%') > 0
+		FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = current_database()"
+}
+
 header() {
 	grep -i "^$1:" <<<"$headers" | head -1 | sed 's/^[^:]*: *//; s/\r$//'
 }

@@ -47,6 +47,11 @@ static const char usage[] =
 "                       pooled connection (then 429), and statement_timeout of\n"
 "                       each statement (then 504) (default 30).\n"
 "                       Env: JOBQ_HTTP_TIMEOUT\n"
+"  --enqueue-streams N  while more plain enqueues (POST /v1/enqueue with only\n"
+"                       queue and payload) are in flight than --pool, they go\n"
+"                       in groups, one statement and transaction each, N groups\n"
+"                       at a time (default 1; 0: never). Env:\n"
+"                       JOBQ_HTTP_ENQUEUE_STREAMS\n"
 "  --tokens FILE        bearer tokens, one \"TOKEN ROLE\" per line (# comments):\n"
 "                       a request must carry \"Authorization: Bearer TOKEN\" and\n"
 "                       runs with SET ROLE ROLE (a line with no ROLE keeps the\n"
@@ -188,6 +193,8 @@ apply(const char *name, const char *value, bool *listen_from_flag)
 		jh_config.max_body = v;
 	else if (strcmp(name, "timeout") == 0 && parse_int(value, 1, 3600, &v))
 		jh_config.timeout = (int) v;
+	else if (strcmp(name, "enqueue-streams") == 0 && parse_int(value, 0, 1000, &v))
+		jh_config.enqueue_streams = (int) v;
 	else
 		return false;
 	return true;
@@ -355,7 +362,7 @@ int
 jh_config_load(int argc, char **argv)
 {
 	static const char *const names[] = {"listen", "db", "pool", "threads", "max-body",
-	"timeout", "tokens", "rate", "tls-cert", "insecure", NULL};
+	"timeout", "enqueue-streams", "tokens", "rate", "tls-cert", "insecure", NULL};
 	bool		listen_from_flag = false;
 	int			i;
 
@@ -363,6 +370,7 @@ jh_config_load(int argc, char **argv)
 	jh_config.threads = 32;
 	jh_config.max_body = 1024 * 1024;
 	jh_config.timeout = 30;
+	jh_config.enqueue_streams = 1;
 	jh_config.db = strdup("");
 	jh_config.listen = strdup("127.0.0.1:8080");
 

@@ -72,6 +72,7 @@ typedef struct JhConfig
 	double		rate;			/* requests per second per token; 0 = no limit */
 	char	   *tls_cert;		/* PEM file (certificate and key): HTTPS */
 	bool		insecure;		/* allow plain HTTP on a non-loopback address */
+	int			enqueue_streams;	/* grouped plain enqueues running at once; 0 = no grouping */
 } JhConfig;
 
 extern JhConfig jh_config;
@@ -115,6 +116,7 @@ extern JhConn *jh_pool_acquire(const char *role, JhError *err);
 extern void jh_pool_release(JhConn *c);
 extern PGresult *jh_pool_exec(JhConn *c, const JhStmt *st, const char *const *values,
 							  JhError *err);
+extern bool jh_pool_connected(JhConn *c);
 extern bool jh_pool_command(JhConn *c, const char *sql, JhError *err);
 extern bool jh_pool_set_timeout(JhConn *c, int seconds, JhError *err);
 extern void jh_pool_stats(int *size, int *in_use, int *connected, bool *db_up);
@@ -180,6 +182,11 @@ extern int	jh_begin_request(struct mg_connection *conn);
 extern void jh_router_init(void);
 extern int	jh_router_drain(int max_ms);
 extern uint64_t jh_requests_total(void);
+
+/* ----------------------------------------------------------------- group.c */
+
+extern bool jh_group_enqueue(JhRequest *r, const char *queue, const char *payload,
+							 const char *answer[3]);
 
 /* ----------------------------------------------------------------- parse.c */
 

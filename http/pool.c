@@ -396,6 +396,13 @@ jh_pool_exec(JhConn *c, const JhStmt *st, const char *const *values, JhError *er
 	return NULL;
 }
 
+/* jh_pool_connected: whether c's connection is still up (after a failed statement). */
+bool
+jh_pool_connected(JhConn *c)
+{
+	return c->pg != NULL && PQstatus(c->pg) == CONNECTION_OK;
+}
+
 /* jh_pool_command: runs a constant command without parameters (BEGIN, COMMIT). */
 bool
 jh_pool_command(JhConn *c, const char *sql, JhError *err)

@@ -30,17 +30,6 @@ static const JhStmt enqueue_stmt = {
 };
 
 /*
- * enqueue_stmt for a job object that gives only its queue and payload
- * (jh_plain_job), answered by reply_job_status: 3% fewer instructions per
- * statement than with jsonb_build_object.
- */
-static const JhStmt enqueue_plain_stmt = {
-	"relay_enqueue_plain",
-	"SELECT (x.j).id, (x.j).queue, (x.j).status FROM " JH_SQL_ENQUEUED_PLAIN("$1", "$2"),
-	2
-};
-
-/*
  * reply_job_status: answers {"id", "queue", "status"} with code, as jsonb
  * prints it (keys in jsonb's order), without a jsonb_build_object in the
  * statement.
@@ -78,14 +67,11 @@ jh_relay_enqueue(JhRequest *r)
 		return;
 	if (jh_plain_job(r, &values[0], &values[1]))
 	{
-		PGresult   *res = jh_query(r, &enqueue_plain_stmt, values);
+		const char *answer[3];
 
-		if (res != NULL)
-		{
-			reply_job_status(r, 202, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
-							 PQgetvalue(res, 0, 2));
-			PQclear(res);
-		}
+		/* group.c: with the plain enqueues that arrive with it */
+		if (jh_group_enqueue(r, values[0], values[1], answer))
+			reply_job_status(r, 202, answer[0], answer[1], answer[2]);
 	}
 	else
 	{

@@ -7,18 +7,7 @@ source "$(dirname "$0")/sidecar.bash"
 fresh_db jobq_http_auth
 role=jobq_http_producer
 
-psql -X -q -v ON_ERROR_STOP=1 <<SQL
-DO \$\$ BEGIN
-	IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$role') THEN
-		EXECUTE 'DROP OWNED BY $role';
-		EXECUTE 'DROP ROLE $role';
-	END IF;
-END \$\$;
-CREATE ROLE $role NOLOGIN;
--- enqueue and reading its own jobs, and nothing else (README, "Security")
-GRANT jobq_producer TO $role;
-SQL
-trap 'psql -X -q -c "DROP OWNED BY $role" -c "DROP ROLE $role" >/dev/null 2>&1 || true; sidecar_cleanup' EXIT
+producer_role "$role"
 
 cat >"$tmpd/tokens" <<TOKENS
 # TOKEN ROLE

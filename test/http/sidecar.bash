@@ -9,6 +9,9 @@
 #                             one request; sets $status, $body (and $headers)
 #   expect_status CODE WHAT   after req
 #   jget EXPR                 evaluate a Python expression over the last body (as `j`)
+#   producer_role ROLE        (re)create NOLOGIN ROLE with jobq_producer (enqueue and read
+#                             its own jobs, nothing else: README, "Security"); it is dropped
+#                             when the test exits
 
 SIDECAR_BIN=${SIDECAR_BIN:-$top/http/jobq-http}
 sidecar_pid=
@@ -109,4 +112,19 @@ enqueue_form() {
 
 header() {
 	grep -i "^$1:" <<<"$headers" | head -1 | sed 's/^[^:]*: *//; s/\r$//'
+}
+
+producer_role() {
+	psql -X -q -v ON_ERROR_STOP=1 <<SQL
+DO \$\$ BEGIN
+	IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$1') THEN
+		EXECUTE 'DROP OWNED BY $1';
+		EXECUTE 'DROP ROLE $1';
+	END IF;
+END \$\$;
+CREATE ROLE $1 NOLOGIN;
+GRANT jobq_producer TO $1;
+SQL
+	# shellcheck disable=SC2064 # the role's name now
+	trap "psql -X -q -c 'DROP OWNED BY $1' -c 'DROP ROLE $1' >/dev/null 2>&1 || true; sidecar_cleanup" EXIT
 }

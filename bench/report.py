@@ -169,6 +169,8 @@ TARGETS = [
 		lambda r, s: both(cmp_ge(r, s, ('w6', 'http process'), ('w6', 'libpq process'), 0.7),
 			cmp_ge(r, s, ('w6', 'http enqueue'), ('w6', 'libpq enqueue'), 0.7),
 			cmp_abs(r, s, ('w6', 'rss'), 30))),
+	('7b', 'W6 enqueue with BENCH_W6_MANY (32) clients: sidecar >= 0.7x libpq',
+		lambda r, s: cmp_ge(r, s, ('w6', 'http enqueue many'), ('w6', 'libpq enqueue many'), 0.7)),
 ]
 
 

@@ -14,18 +14,22 @@
 #   enqueue  HTTP: POST /v1/enqueue over keep-alive    libpq: SELECT jobq.enqueue(...)
 #   process  HTTP: GET /v1/next?num_jobs=1, then        libpq: jobq.lease(..., n => 1), then
 #            DELETE /v1/complete?job_id=&lease=                jobq.complete(..., lease)
-# every statement its own transaction, alternating HTTP and libpq (A B A B). Each timed
+# every statement its own transaction, alternating HTTP and libpq (A B A B); then enqueue
+# again with BENCH_W6_MANY clients (default 32, the sidecar's --threads), where the sidecar
+# groups the plain enqueues past its pool (README, "Grouped enqueues"). Each timed
 # run starts from the same state: queue w6 dropped and created again, then (process) a
 # backlog of BENCH_W6_BACKLOG jobs (default 20000 per second of BENCH_SECONDS: more than
 # the clients process) enqueued, then VACUUM ANALYZE.
 #
-# Figures (workload w6), jobs/s: http enqueue, libpq enqueue, http process, libpq process;
-# rss: the sidecar's VmRSS (MiB) after each run. Targets: http >= 0.7 x libpq; rss <= 30 MiB.
+# Figures (workload w6), jobs/s: http enqueue, libpq enqueue, http process, libpq process,
+# http enqueue many, libpq enqueue many; rss: the sidecar's VmRSS (MiB) after each run.
+# Targets: http >= 0.7 x libpq; rss <= 30 MiB.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 export PGOPTIONS=${PGOPTIONS:--c synchronous_commit=$BENCH_SYNC}
 
 clients=${BENCH_W6_CLIENTS:-4}
+many=${BENCH_W6_MANY:-32}
 backlog=${BENCH_W6_BACKLOG:-$((20000 * ${BENCH_SECONDS%.*}))}
 sidecar=${SIDECAR_BIN:-$bench_top/http/jobq-http}
 bin=$BENCH_TMP/httpload
@@ -99,12 +103,12 @@ fresh_queue() {
 	sql -c "VACUUM ANALYZE" >/dev/null
 }
 
-# load http|pq enqueue|process: one timed run; prints its jobs/s.
+# load http|pq enqueue|process [CLIENTS]: one timed run; prints its jobs/s.
 load() {
-	local out rate jobs empty
-	out=$("$bin" "$1" "$2" w6 "$clients" "$BENCH_SECONDS" "$port")
+	local out rate jobs empty n=${3:-$clients}
+	out=$("$bin" "$1" "$2" w6 "$n" "$BENCH_SECONDS" "$port")
 	read -r rate jobs empty <<<"$out"
-	echo "w6 $1 $2 ($BENCH_SYNC): $rate jobs/s ($jobs jobs)" >&2
+	echo "w6 $1 $2, $n clients ($BENCH_SYNC): $rate jobs/s ($jobs jobs)" >&2
 	if ((empty > 0)); then
 		warn "w6 $1 $2: the backlog ran dry ($empty clients found no job and stopped before the end): raise BENCH_W6_BACKLOG"
 	fi
@@ -113,7 +117,7 @@ load() {
 
 jobq_reset
 w6_start_sidecar
-he=() pe=() hp=() pp=() rss=()
+he=() pe=() hp=() pp=() hm=() pm=() rss=()
 for ((run = 1; run <= BENCH_RUNS; run++)); do
 	fresh_queue 0
 	he+=("$(load http enqueue)")
@@ -123,6 +127,10 @@ for ((run = 1; run <= BENCH_RUNS; run++)); do
 	hp+=("$(load http process)")
 	fresh_queue "$backlog"
 	pp+=("$(load pq process)")
+	fresh_queue 0
+	hm+=("$(load http enqueue "$many")")
+	fresh_queue 0
+	pm+=("$(load pq enqueue "$many")")
 	rss+=("$(awk '/^VmRSS:/ {printf "%.1f\n", $2 / 1024}' "/proc/$side_pid/status")")
 done
 
@@ -130,4 +138,6 @@ emit w6 "http enqueue" jobs/s "${he[@]}"
 emit w6 "libpq enqueue" jobs/s "${pe[@]}"
 emit w6 "http process" jobs/s "${hp[@]}"
 emit w6 "libpq process" jobs/s "${pp[@]}"
+emit w6 "http enqueue many" jobs/s "${hm[@]}"
+emit w6 "libpq enqueue many" jobs/s "${pm[@]}"
 emit w6 rss MiB "${rss[@]}"

@@ -88,6 +88,8 @@ static pthread_mutex_t group_lock = PTHREAD_MUTEX_INITIALIZER;
 static JhGroupJob *waiting;		/* oldest first */
 static int	nleading;			/* groups running */
 static int	ninflight;			/* plain enqueues in jh_group_enqueue */
+static uint64_t ngroups;		/* groups of two jobs or more run */
+static uint64_t ngrouped;		/* jobs in them */
 
 /*
  * How many groups may run at once now: while the plain enqueues in flight fit
@@ -228,6 +230,11 @@ group_lead(void)
 			link = &job->next;
 	}
 	nleading++;
+	if (n > 1)
+	{
+		ngroups++;
+		ngrouped += (uint64_t) n;
+	}
 	pthread_mutex_unlock(&group_lock);
 
 	c = jh_pool_acquire(role, &err);
@@ -316,4 +323,14 @@ jh_group_enqueue(JhRequest *r, const char *queue, const char *payload, const cha
 	for (i = 0; i < 3; i++)
 		answer[i] = job.answer[i];
 	return true;
+}
+
+/* jh_group_stats: the groups of two jobs or more run so far, and the jobs in them. */
+void
+jh_group_stats(uint64_t *groups, uint64_t *jobs)
+{
+	pthread_mutex_lock(&group_lock);
+	*groups = ngroups;
+	*jobs = ngrouped;
+	pthread_mutex_unlock(&group_lock);
 }

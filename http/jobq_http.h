@@ -187,6 +187,7 @@ extern uint64_t jh_requests_total(void);
 
 extern bool jh_group_enqueue(JhRequest *r, const char *queue, const char *payload,
 							 const char *answer[3]);
+extern void jh_group_stats(uint64_t *groups, uint64_t *jobs);
 
 /* ----------------------------------------------------------------- parse.c */
 

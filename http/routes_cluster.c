@@ -166,17 +166,21 @@ jh_cluster_stats(JhRequest *r)
 void
 jh_cluster_metrics(JhRequest *r)
 {
-	char		text[2048];
+	char		text[3072];
 	int			size,
 				in_use,
 				connected,
 				waiting;
 	bool		db_up,
 				listening;
+	uint64_t	groups,
+				grouped;
 	char		format = wanted_format(r) == 'o' ? 'o' : 't';
+	const char *total = format == 'o' ? "" : "_total";
 
 	jh_pool_stats(&size, &in_use, &connected, &db_up);
 	jh_listen_stats(&listening, &waiting);
+	jh_group_stats(&groups, &grouped);
 	snprintf(text, sizeof(text),
 			 "# HELP jobq_http_requests%s HTTP requests received.\n"
 			 "# TYPE jobq_http_requests%s counter\n"
@@ -194,10 +198,16 @@ jh_cluster_metrics(JhRequest *r)
 			 "jobq_http_listener_up %d\n"
 			 "# HELP jobq_http_waiting_requests Long-poll requests waiting for a job.\n"
 			 "# TYPE jobq_http_waiting_requests gauge\n"
-			 "jobq_http_waiting_requests %d\n",
-			 format == 'o' ? "" : "_total", format == 'o' ? "" : "_total",
-			 (unsigned long long) jh_requests_total(), size, connected, in_use,
-			 db_up ? 1 : 0, listening ? 1 : 0, waiting);
+			 "jobq_http_waiting_requests %d\n"
+			 "# HELP jobq_http_enqueue_groups%s Groups of plain enqueues run as one statement (two jobs or more).\n"
+			 "# TYPE jobq_http_enqueue_groups%s counter\n"
+			 "jobq_http_enqueue_groups_total %llu\n"
+			 "# HELP jobq_http_enqueue_grouped_jobs%s Jobs in those groups.\n"
+			 "# TYPE jobq_http_enqueue_grouped_jobs%s counter\n"
+			 "jobq_http_enqueue_grouped_jobs_total %llu\n",
+			 total, total, (unsigned long long) jh_requests_total(), size, connected, in_use,
+			 db_up ? 1 : 0, listening ? 1 : 0, waiting,
+			 total, total, (unsigned long long) groups, total, total, (unsigned long long) grouped);
 	reply_metrics(r, text, format);
 }
 

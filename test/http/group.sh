@@ -88,6 +88,16 @@ tx=$(transactions 1 20)
 ok "20 jobs in $tx transactions"
 expect_eq "$(q "SELECT max(c) >= 9 FROM (SELECT count(*) c FROM jobq.jobs WHERE queue = 'g'
 	GROUP BY xmin::text) s")" t "one transaction enqueued at least 9 of them"
+# metric NAME: its value in GET /metrics
+metric() {
+	req GET /metrics ''
+	awk -v m="$1" '$1 == m { print $2 }' <<<"$body"
+}
+groups=$(metric jobq_http_enqueue_groups_total)
+grouped=$(metric jobq_http_enqueue_grouped_jobs_total)
+((groups >= 1 && groups <= 2 && grouped >= 9 && grouped <= 18)) ||
+	die "GET /metrics: $groups groups of $grouped jobs (expected 1-2 groups of 9-18)"
+ok "GET /metrics counts $groups groups of $grouped jobs"
 
 # 2. a failing job in a group: its own error, as alone; the others are enqueued
 req POST /v1/enqueue '{"queue": "", "payload": {"n": 0}}'
@@ -159,6 +169,7 @@ release_lock
 answered
 expect_enqueued 301 310
 expect_eq "$(transactions 301 310)" 10 "--enqueue-streams 0: one transaction per job"
+expect_eq "$(metric jobq_http_enqueue_groups_total)" 0 "--enqueue-streams 0: no group counted"
 stop_sidecar
 
 # 5. a group runs under one token's role: each job's created_by is its request's role

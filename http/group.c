@@ -19,12 +19,15 @@
  *
  * A group of one runs the single statement (enqueue_one_stmt). A larger
  * group runs enqueue_group_stmt, which calls jobq.enqueue for each job in
- * one transaction. When that statement fails and the connection is still
- * there, nothing was enqueued (the transaction rolled back), and the leader
- * runs each job alone, so one job's error (a missing queue, a payload jsonb
- * refuses) is that job's answer only, exactly as without grouping. When the
- * connection is lost, whether the group committed is unknown: every job
- * gets the error, none is run again (a job is never enqueued twice).
+ * one transaction. When that statement fails, nothing was enqueued (the
+ * transaction rolled back). If the error can be one job's own (an empty
+ * queue name, a payload jsonb refuses: group_error_is_jobs), the leader runs
+ * each job alone, so it is that job's answer only, exactly as without
+ * grouping. An error of the group's circumstances (a statement timeout, a
+ * lock not available, the role's privileges, a read-only server) is every
+ * job's answer, without running each into it again. When the connection is
+ * lost, whether the group committed is unknown: every job gets the error,
+ * none is run again (a job is never enqueued twice).
  *
  * Locking: group_lock guards the list, nleading and every waiting job's
  * state. A leader writes a job's answer into the job's request (jh_strndup)
@@ -122,6 +125,27 @@ group_answer(JhGroupJob *job, const PGresult *res, int row, int col)
 	job->outcome = JH_GROUP_DONE;
 }
 
+/*
+ * Whether a group's error (SQLSTATE state) may be one of its jobs' own, so
+ * that each should run alone: not when it comes from the connection, the
+ * server's state or resources (08, 25, 53, 57, 58, XX), a lock wait that
+ * gave up (55P03) or the role's privileges (42501), which every job of the
+ * group would meet again.
+ */
+static bool
+group_error_is_jobs(const char *state)
+{
+	static const char *const classes[] = {"08", "25", "53", "57", "58", "XX"};
+	size_t		i;
+
+	if (strcmp(state, "42501") == 0 || strcmp(state, "55P03") == 0)
+		return false;
+	for (i = 0; i < sizeof(classes) / sizeof(classes[0]); i++)
+		if (strncmp(state, classes[i], 2) == 0)
+			return false;
+	return true;
+}
+
 /* Runs job alone on c: its own statement and transaction. */
 static void
 group_run_one(JhConn *c, JhGroupJob *job)
@@ -139,9 +163,10 @@ group_run_one(JhConn *c, JhGroupJob *job)
 }
 
 /*
- * Runs jobs[0..n-1] (n >= 2) as one statement on c. False when it failed
- * with the connection still up (nothing enqueued; err set): run them alone.
- * Otherwise every job is answered, with err when the connection was lost.
+ * Runs jobs[0..n-1] (n >= 2) as one statement on c. False when they should
+ * run alone: the statement failed with an error that may be one job's own
+ * (nothing was enqueued), or its parameter could not be allocated.
+ * Otherwise every job is answered: its row, or the group's error.
  */
 static bool
 group_run_many(JhConn *c, JhGroupJob **jobs, int n, JhError *err)
@@ -170,7 +195,7 @@ group_run_many(JhConn *c, JhGroupJob **jobs, int n, JhError *err)
 	free(array);
 	if (res == NULL)
 	{
-		if (jh_pool_connected(c))
+		if (jh_pool_connected(c) && group_error_is_jobs(err->sqlstate))
 			return false;
 		for (i = 0; i < n; i++)
 		{

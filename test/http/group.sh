@@ -8,6 +8,8 @@
 #    gets alone, and the others are enqueued;
 #  - a group whose connection is lost answers every job with 429 and enqueues none
 #    (never runs them again: a job is enqueued at most once);
+#  - a group whose statement times out answers every job 504 at once, without running each
+#    into the timeout again;
 #  - a group runs under one token's role: created_by is each request's own role.
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/sidecar.bash"
@@ -159,7 +161,28 @@ req POST /v1/enqueue '{"queue": "g", "payload": {"n": 221}}'
 expect_status 202 "the sidecar enqueues again after the lost connection"
 stop_sidecar
 
-# 4. without grouping (--enqueue-streams 0): a transaction per job
+# 4. a group's statement timeout (--timeout 2) is every job's answer: the two requests ahead
+#    and the group time out once each (3 timeouts in the server's log), not once per job
+start_sidecar --pool 2 --timeout 2
+timeouts() { grep -c 'canceling statement due to statement timeout' "$JOBQ_TEST_DIR/server.log" || true; }
+before=$(timeouts)
+hold_lock
+post_many 501 502
+waiting_on_lock 2
+post_many 503 510
+answered
+release_lock
+for ((n = 501; n <= 510; n++)); do
+	read -r st _ <<<"$(answer "$n")"
+	[ "$st" = 504 ] || die "request $n: expected 504 (statement timeout), got $(answer "$n")"
+done
+ok "the 10 requests answered 504"
+expect_eq "$(($(timeouts) - before))" 3 "two requests alone and one group timed out, once each"
+expect_eq "$(q "SELECT count(*) FROM jobq.jobs WHERE queue = 'g' AND (payload->>'n')::int BETWEEN 501 AND 510")" \
+	0 "none of them is enqueued"
+stop_sidecar
+
+# 5. without grouping (--enqueue-streams 0): a transaction per job
 start_sidecar --pool 2 --enqueue-streams 0
 hold_lock
 post_many 301 310
@@ -172,7 +195,7 @@ expect_eq "$(transactions 301 310)" 10 "--enqueue-streams 0: one transaction per
 expect_eq "$(metric jobq_http_enqueue_groups_total)" 0 "--enqueue-streams 0: no group counted"
 stop_sidecar
 
-# 5. a group runs under one token's role: each job's created_by is its request's role
+# 6. a group runs under one token's role: each job's created_by is its request's role
 producer_role "$role"
 printf 'tok-admin\ntok-producer %s\n' "$role" >"$tmpd/tokens"
 start_sidecar --pool 2 --tokens "$tmpd/tokens"

@@ -33,10 +33,15 @@
  * state. A leader writes a job's answer into the job's request (jh_strndup)
  * while its owner sleeps, then sets the state and signals it under
  * group_lock. A leader that ends with jobs still waiting signals the oldest,
- * whose request then leads, so a waiting job never lacks a leader.
+ * whose request then leads, so a waiting job never lacks a leader. A job
+ * waits in the list at most --timeout, as a request waits for a pooled
+ * connection, then leaves it with 429 (passing on a signal it may have
+ * taken); a job in a group waits for its leader, whose statement the
+ * statement_timeout bounds.
  *
  *-------------------------------------------------------------------------
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -301,6 +306,7 @@ jh_group_enqueue(JhRequest *r, const char *queue, const char *payload, const cha
 {
 	JhGroupJob	job;
 	JhGroupJob **link;
+	struct timespec deadline;
 	int			i;
 
 	if (jh_config.enqueue_streams == 0)
@@ -322,7 +328,9 @@ jh_group_enqueue(JhRequest *r, const char *queue, const char *payload, const cha
 	job.payload = payload;
 	job.size = strlen(queue) + strlen(payload);
 	job.state = JH_GROUP_WAITING;
-	pthread_cond_init(&job.wake, NULL);
+	jh_cond_init(&job.wake);
+	/* a job waits for a group as a request waits for a pooled connection */
+	jh_deadline(&deadline, (int64_t) jh_config.timeout * 1000000);
 
 	pthread_mutex_lock(&group_lock);
 	ninflight++;
@@ -331,10 +339,23 @@ jh_group_enqueue(JhRequest *r, const char *queue, const char *payload, const cha
 	*link = &job;
 	while (job.state == JH_GROUP_WAITING || job.state == JH_GROUP_TAKEN)
 	{
-		if (job.state == JH_GROUP_WAITING && nleading < group_streams())
-			group_lead();
-		else
+		if (job.state == JH_GROUP_TAKEN)
 			pthread_cond_wait(&job.wake, &group_lock);
+		else if (nleading < group_streams())
+			group_lead();
+		else if (pthread_cond_timedwait(&job.wake, &group_lock, &deadline) == ETIMEDOUT &&
+				 job.state == JH_GROUP_WAITING && nleading >= group_streams())
+		{
+			for (link = &waiting; *link != &job; link = &(*link)->next)
+				;
+			*link = job.next;
+			jh_error_set(&job.err, 429, "53300", "all %d database connections are busy",
+						 jh_config.pool);
+			job.state = JH_GROUP_FAILED;
+			/* a hand-off this job took with its timeout goes to the next */
+			if (waiting != NULL)
+				pthread_cond_signal(&waiting->wake);
+		}
 	}
 	ninflight--;
 	pthread_mutex_unlock(&group_lock);

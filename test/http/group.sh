@@ -10,7 +10,8 @@
 #    (never runs them again: a job is enqueued at most once);
 #  - a group whose statement times out answers every job 504 at once, without running each
 #    into the timeout again;
-#  - a group runs under one token's role: created_by is each request's own role.
+#  - a group runs under one token's role: created_by is each request's own role;
+#  - a job waits for a group at most --timeout (then 429), as for a pooled connection.
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/sidecar.bash"
 fresh_db jobq_http_group
@@ -217,4 +218,25 @@ expect_eq "$(q "SELECT count(*) FILTER (WHERE created_by = 'postgres')
 tx=$(transactions 403 420)
 ((tx <= 6)) || die "18 jobs of two roles in $tx transactions: expected grouping per role"
 ok "18 jobs of two roles in $tx transactions"
+stop_sidecar
+
+# 7. a job waits for a group at most --timeout, as for a pooled connection: behind a request
+#    that holds the one connection (and times out) and a group of another role, a producer's
+#    job gets 429 (53300) at its deadline
+start_sidecar --pool 1 --timeout 3 --tokens "$tmpd/tokens"
+hold_lock
+post_many 601 601 -H 'Authorization: Bearer tok-admin'
+waiting_on_lock 1
+post_many 602 602 -H 'Authorization: Bearer tok-admin'
+sleep 0.3 # 602 is the oldest waiting: the next group is the admin token's
+post_many 603 603 -H 'Authorization: Bearer tok-producer'
+answered
+release_lock
+expect_eq "$(cut -c1-3 <<<"$(answer 601)") $(cut -c1-3 <<<"$(answer 602)")" "504 504" \
+	"the request alone and the admin token's group time out (504)"
+read -r st _ <<<"$(answer 603)"
+expect_eq "$st $(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["sqlstate"])' "$tmpd/body-603")" \
+	"429 53300" "the producer's job, still waiting for a group at its deadline, gets 429 (53300)"
+expect_eq "$(q "SELECT count(*) FROM jobq.jobs WHERE (payload->>'n')::int BETWEEN 601 AND 603")" 0 \
+	"none of them is enqueued"
 stop_sidecar

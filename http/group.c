@@ -5,9 +5,9 @@
  *	  arrive together are enqueued together: one statement, one transaction.
  *
  * Each plain enqueue joins a list, and its request leads when fewer groups
- * run than group_streams() allows: as many as the pool has connections
- * while the plain enqueues in flight fit in it (each runs at once, alone,
- * as without grouping), jh_config.enqueue_streams past that. A leader takes
+ * run than group_streams() allows: any number while the plain enqueues in
+ * flight fit in the pool, or with --enqueue-streams 0 (each runs at once,
+ * alone, as without grouping), jh_config.enqueue_streams past that. A leader takes
  * the jobs waiting in the list (the oldest job's role decides which: a
  * group runs under one role, so created_by and the GRANTs are each job's
  * own), up to JH_GROUP_MAX jobs and JH_GROUP_BYTES of payload, runs them on
@@ -42,6 +42,7 @@
  *-------------------------------------------------------------------------
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,15 +102,18 @@ static uint64_t ngrouped;		/* jobs in them */
 
 /*
  * How many groups may run at once now: while the plain enqueues in flight fit
- * in the pool, each may run at once (alone, as without grouping: a group
- * costs its jobs the parallel statements that a lightly loaded sidecar has
- * connections for); past that they would wait for a connection anyway, and
- * wait to go together instead, jh_config.enqueue_streams groups at a time.
+ * in the pool, or with --enqueue-streams 0, no limit, so each request leads
+ * (and runs alone, as without grouping: a group costs its jobs the parallel
+ * statements that a lightly loaded sidecar has connections for); past that
+ * they would wait for a connection anyway, and wait to go together instead,
+ * jh_config.enqueue_streams groups at a time.
  */
 static int
 group_streams(void)
 {
-	return ninflight > jh_config.pool ? jh_config.enqueue_streams : jh_config.pool;
+	if (jh_config.enqueue_streams == 0 || ninflight <= jh_config.pool)
+		return INT_MAX;
+	return jh_config.enqueue_streams;
 }
 
 static bool
@@ -128,6 +132,19 @@ group_answer(JhGroupJob *job, const PGresult *res, int row, int col)
 		job->answer[i] = jh_strndup(job->r, PQgetvalue(res, row, col + i),
 									(size_t) PQgetlength(res, row, col + i));
 	job->outcome = JH_GROUP_DONE;
+}
+
+/* Gives every job of jobs[0..n-1] the error err. */
+static void
+group_fail(JhGroupJob **jobs, int n, const JhError *err)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		jobs[i]->err = *err;
+		jobs[i]->outcome = JH_GROUP_FAILED;
+	}
 }
 
 /*
@@ -202,11 +219,7 @@ group_run_many(JhConn *c, JhGroupJob **jobs, int n, JhError *err)
 	{
 		if (jh_pool_connected(c) && group_error_is_jobs(err->sqlstate))
 			return false;
-		for (i = 0; i < n; i++)
-		{
-			jobs[i]->err = *err;
-			jobs[i]->outcome = JH_GROUP_FAILED;
-		}
+		group_fail(jobs, n, err);
 		return true;
 	}
 	for (i = 0; i < PQntuples(res); i++)
@@ -269,13 +282,7 @@ group_lead(void)
 
 	c = jh_pool_acquire(role, &err);
 	if (c == NULL)
-	{
-		for (i = 0; i < n; i++)
-		{
-			jobs[i]->err = err;
-			jobs[i]->outcome = JH_GROUP_FAILED;
-		}
-	}
+		group_fail(jobs, n, &err);
 	else
 	{
 		if (n == 1 || !group_run_many(c, jobs, n, &err))
@@ -308,19 +315,6 @@ jh_group_enqueue(JhRequest *r, const char *queue, const char *payload, const cha
 	JhGroupJob **link;
 	struct timespec deadline;
 	int			i;
-
-	if (jh_config.enqueue_streams == 0)
-	{
-		const char *values[2] = {queue, payload};
-		PGresult   *res = jh_query(r, &enqueue_one_stmt, values);
-
-		if (res == NULL)
-			return false;
-		for (i = 0; i < 3; i++)
-			answer[i] = jh_strndup(r, PQgetvalue(res, 0, i), (size_t) PQgetlength(res, 0, i));
-		PQclear(res);
-		return true;
-	}
 
 	memset(&job, 0, sizeof(job));
 	job.r = r;

@@ -3,7 +3,7 @@
 # has connections go together, one statement and one transaction per group (http/group.c).
 # A lock on jobq.jobs_persistent holds the first statements so that the rest pile up:
 #  - 20 requests: each answered 202 with its own id and payload, in fewer transactions
-#    than jobs (and one per job with --enqueue-streams 0);
+#    than jobs (and one per job with --enqueue-streams 0); at most 1 MiB of payloads a group;
 #  - a job that fails in a group (empty queue, a payload jsonb refuses) gets the answer it
 #    gets alone, and the others are enqueued;
 #  - a group whose connection is lost answers every job with 429 and enqueues none
@@ -101,6 +101,25 @@ grouped=$(metric jobq_http_enqueue_grouped_jobs_total)
 ((groups >= 1 && groups <= 2 && grouped >= 9 && grouped <= 18)) ||
 	die "GET /metrics: $groups groups of $grouped jobs (expected 1-2 groups of 9-18)"
 ok "GET /metrics counts $groups groups of $grouped jobs"
+
+# 1b. a group holds at most 1 MiB of payloads: three waiting jobs of 400 000 bytes go in two
+#     groups (two, then one), not one
+python3 -c 'import sys; [open(f"{sys.argv[1]}/big-{n}", "w").write(
+	"{\"queue\": \"g\", \"payload\": {\"n\": %d, \"pad\": \"%s\"}}" % (n, "x" * 400000))
+	for n in (31, 32, 33)]' "$tmpd"
+hold_lock
+post_many 21 22
+waiting_on_lock 2
+for n in 31 32 33; do
+	(curl -s -m 30 -o "$tmpd/body-$n" -w '%{http_code}' -X POST --data-binary "@$tmpd/big-$n" \
+		"$base/v1/enqueue" >"$tmpd/status-$n") &
+	posts+=($!)
+done
+sleep 1
+release_lock
+answered
+expect_enqueued 31 33
+expect_eq "$(transactions 31 33)" 2 "three jobs of 400 000 bytes in two groups (1 MiB a group)"
 
 # 2. a failing job in a group: its own error, as alone; the others are enqueued
 req POST /v1/enqueue '{"queue": "", "payload": {"n": 0}}'

@@ -3,7 +3,8 @@
 # has connections go together, one statement and one transaction per group (http/group.c).
 # A lock on jobq.jobs_persistent holds the first statements so that the rest pile up:
 #  - 20 requests: each answered 202 with its own id and payload, in fewer transactions
-#    than jobs (and one per job with --enqueue-streams 0); at most 1 MiB of payloads a group;
+#    than jobs (and one per job with --enqueue-streams 0); at most 64 jobs and 1 MiB of
+#    payloads a group;
 #  - a job that fails in a group (empty queue, a payload jsonb refuses) gets the answer it
 #    gets alone, and the others are enqueued;
 #  - a group whose connection is lost answers every job with 429 and enqueues none
@@ -120,6 +121,22 @@ release_lock
 answered
 expect_enqueued 31 33
 expect_eq "$(transactions 31 33)" 2 "three jobs of 400 000 bytes in two groups (1 MiB a group)"
+
+# 1c. a group holds at most 64 jobs: 66 waiting jobs go in two groups, of 64 and 2 (the
+#     sidecar gets threads enough to hold them all)
+stop_sidecar
+start_sidecar --pool 2 --threads 80
+hold_lock
+post_many 1001 1002
+waiting_on_lock 2
+post_many 1003 1068
+sleep 1.5
+release_lock
+answered
+expect_enqueued 1003 1068
+expect_eq "$(q "SELECT string_agg(c::text, ',' ORDER BY c DESC) FROM (SELECT count(*) c FROM jobq.jobs
+	WHERE queue = 'g' AND (payload->>'n')::int BETWEEN 1003 AND 1068 GROUP BY xmin::text) s")" \
+	"64,2" "66 waiting jobs in two groups: 64 (the most a group takes) and 2"
 
 # 2. a failing job in a group: its own error, as alone; the others are enqueued
 req POST /v1/enqueue '{"queue": "", "payload": {"n": 0}}'

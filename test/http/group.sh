@@ -38,16 +38,22 @@ waiting_on_lock() {
 	wait_for "SELECT count(*) = $1 FROM pg_stat_activity WHERE application_name = 'jobq-http'
 		AND wait_event_type = 'Lock'" 10
 }
-# post_many FIRST LAST [CURL-ARG...]: POST /v1/enqueue {"queue": $QUEUE (g), "payload": {"n": N}}
-# for N in FIRST..LAST at once, in the background; status and body in $tmpd/{status,body}-N
+# post NAME DATA [CURL-ARG...]: POST /v1/enqueue with body DATA (curl's --data-binary: @FILE
+# reads a file) in the background; status and body in $tmpd/{status,body}-NAME
+post() {
+	local name=$1 data=$2
+	shift 2
+	(curl -s -m 30 -o "$tmpd/body-$name" -w '%{http_code}' -X POST "$@" --data-binary "$data" \
+		"$base/v1/enqueue" >"$tmpd/status-$name" || echo 000 >"$tmpd/status-$name") &
+	posts+=($!)
+}
+# post_many FIRST LAST [CURL-ARG...]: post {"queue": $QUEUE (g), "payload": {"n": N}} as N, for
+# N in FIRST..LAST at once
 post_many() {
 	local first=$1 last=$2 n
 	shift 2
 	for ((n = first; n <= last; n++)); do
-		(curl -s -m 30 -o "$tmpd/body-$n" -w '%{http_code}' -X POST "$@" \
-			--data-binary "{\"queue\": \"${QUEUE:-g}\", \"payload\": {\"n\": $n}}" \
-			"$base/v1/enqueue" >"$tmpd/status-$n" || echo 000 >"$tmpd/status-$n") &
-		posts+=($!)
+		post "$n" "{\"queue\": \"${QUEUE:-g}\", \"payload\": {\"n\": $n}}" "$@"
 	done
 }
 posts=()
@@ -77,8 +83,8 @@ transactions() {
 }
 
 # 1. a pool of 2: the first two requests run alone (and wait for the lock), the other 18 wait
-#    for a stream and go as one group once the lock is gone
-start_sidecar --pool 2
+#    for a stream and go as one group once the lock is gone (threads enough for round 1c's 68)
+start_sidecar --pool 2 --threads 80
 hold_lock
 post_many 1 20
 waiting_on_lock 2
@@ -112,9 +118,7 @@ hold_lock
 post_many 21 22
 waiting_on_lock 2
 for n in 31 32 33; do
-	(curl -s -m 30 -o "$tmpd/body-$n" -w '%{http_code}' -X POST --data-binary "@$tmpd/big-$n" \
-		"$base/v1/enqueue" >"$tmpd/status-$n") &
-	posts+=($!)
+	post "$n" "@$tmpd/big-$n"
 done
 sleep 1
 release_lock
@@ -122,10 +126,7 @@ answered
 expect_enqueued 31 33
 expect_eq "$(transactions 31 33)" 2 "three jobs of 400 000 bytes in two groups (1 MiB a group)"
 
-# 1c. a group holds at most 64 jobs: 66 waiting jobs go in two groups, of 64 and 2 (the
-#     sidecar gets threads enough to hold them all)
-stop_sidecar
-start_sidecar --pool 2 --threads 80
+# 1c. a group holds at most 64 jobs: 66 waiting jobs go in two groups, of 64 and 2
 hold_lock
 post_many 1001 1002
 waiting_on_lock 2
@@ -148,12 +149,8 @@ hold_lock
 post_many 101 102
 waiting_on_lock 2
 post_many 103 110
-(curl -s -m 30 -o "$tmpd/body-bad1" -w '%{http_code}' -X POST \
-	--data-binary '{"queue": "", "payload": {"n": 0}}' "$base/v1/enqueue" >"$tmpd/status-bad1") &
-posts+=($!)
-(curl -s -m 30 -o "$tmpd/body-bad2" -w '%{http_code}' -X POST \
-	--data-binary '{"queue": "g", "payload": {"n": "\u0000"}}' "$base/v1/enqueue" >"$tmpd/status-bad2") &
-posts+=($!)
+post bad1 '{"queue": "", "payload": {"n": 0}}'
+post bad2 '{"queue": "g", "payload": {"n": "\u0000"}}'
 post_many 111 118
 sleep 1
 release_lock

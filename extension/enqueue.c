@@ -46,16 +46,19 @@ PG_FUNCTION_INFO_V1(jobq_enqueue_batch);
 /*
  * The statements' way: calls jobq.NAME (PL/pgSQL, owner only) with fcinfo's
  * arguments, whose types are argtypes, and its result set (enqueue_batch
- * returns a set, filled by the callee); returns its result.
+ * returns a set, filled by the callee), search_path pinned (plan.c); returns
+ * its result.
  */
 static Datum
 call_statements(FunctionCallInfo fcinfo, const char *name, int nargs, const Oid *argtypes)
 {
 	FmgrInfo	flinfo;
 	Datum		result;
+	int			pinned;
 	LOCAL_FCINFO(call, STATEMENTS_MAX_NARGS);
 
 	Assert(nargs <= STATEMENTS_MAX_NARGS);
+	pinned = jobq_pin_search_path();
 	fmgr_info(LookupFuncName(list_make2(makeString("jobq"), makeString(pstrdup(name))),
 							 nargs, argtypes, false),
 			  &flinfo);
@@ -65,6 +68,7 @@ call_statements(FunctionCallInfo fcinfo, const char *name, int nargs, const Oid 
 		call->args[i] = fcinfo->args[i];
 	result = FunctionCallInvoke(call);
 	fcinfo->isnull = call->isnull;
+	jobq_unpin_search_path(pinned);
 	return result;
 }
 

@@ -102,6 +102,7 @@ jobq_heartbeat(PG_FUNCTION_ARGS)
 	Datum		values[8];
 	char		nulls[8];
 	text	   *desired;
+	int			pinned;			/* jobq_spi_connect's level */
 
 	fin_key_args(fcinfo, 5, values, nulls, 5);
 	fin_opt_arg(fcinfo, 2, values, nulls, 2);
@@ -121,7 +122,7 @@ jobq_heartbeat(PG_FUNCTION_ARGS)
 	values[7] = running_status();
 	nulls[7] = ' ';
 
-	SPI_connect();
+	pinned = jobq_spi_connect();
 	if (SPI_execute_plan(jobq_live_plan(plans, heartbeat_sql, 8, argtypes),
 						 values, nulls, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "jobq: heartbeat failed");
@@ -139,7 +140,7 @@ jobq_heartbeat(PG_FUNCTION_ARGS)
 		desired = cstring_to_text(SPI_getvalue(SPI_tuptable->vals[0],
 											   SPI_tuptable->tupdesc, 1));
 	desired = (text *) SPI_datumTransfer(PointerGetDatum(desired), false, -1);
-	SPI_finish();
+	jobq_spi_finish(pinned);
 	PG_RETURN_TEXT_P(desired);
 }
 
@@ -179,6 +180,7 @@ jobq_complete(PG_FUNCTION_ARGS)
 	Datum		values[6];
 	char		nulls[6];
 	int			persistent;		/* jobq_live_plan's choice: 1 when no unlogged job exists */
+	int			pinned;			/* jobq_spi_connect's level */
 
 	fin_key_args(fcinfo, 3, values, nulls, 3);
 	fin_opt_arg(fcinfo, 2, values, nulls, 2);
@@ -200,7 +202,7 @@ jobq_complete(PG_FUNCTION_ARGS)
 		{
 			if (!done)
 			{
-				SPI_connect();
+				(void) jobq_spi_connect();
 				jobq_raise_not_leased(values[0], values[1], values[3], lease_null);
 			}
 			jobq_wake_note(values[0], values[1]);
@@ -208,14 +210,14 @@ jobq_complete(PG_FUNCTION_ARGS)
 		}
 	}
 
-	SPI_connect();
+	pinned = jobq_spi_connect();
 	if (SPI_execute_plan(jobq_plan(&plans[persistent], complete_sql[persistent], 6, argtypes),
 						 values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "jobq: complete failed");
 	if (SPI_processed == 0)
 		jobq_raise_not_leased(values[0], values[1], values[3], nulls[3] == 'n');
 	jobq_wake_note(values[0], values[1]);
-	SPI_finish();
+	jobq_spi_finish(pinned);
 	PG_RETURN_VOID();
 }
 
@@ -314,6 +316,7 @@ jobq_complete_batch(PG_FUNCTION_ARGS)
 	Datum		values[6];
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	int			persistent;		/* as in jobq_complete */
+	int			pinned;
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int			n;
 	uint64		i;
@@ -354,7 +357,7 @@ jobq_complete_batch(PG_FUNCTION_ARGS)
 	if (persistent && complete_batch_direct(fcinfo, n, values[4], rsinfo))
 		return (Datum) 0;
 
-	SPI_connect();
+	pinned = jobq_spi_connect();
 	if (SPI_execute_plan(jobq_plan(&plans[persistent], complete_batch_sql[persistent], 6,
 								   argtypes),
 						 values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
@@ -368,7 +371,7 @@ jobq_complete_batch(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &id, &isnull);
 		jobq_wake_note(values[0], id);
 	}
-	SPI_finish();
+	jobq_spi_finish(pinned);
 	return (Datum) 0;
 }
 
@@ -411,6 +414,7 @@ jobq_fail(PG_FUNCTION_ARGS)
 	Datum		values[7];
 	char		nulls[7];
 	text	   *status;
+	int			pinned;
 
 	fin_key_args(fcinfo, 4, values, nulls, 4);
 	fin_opt_arg(fcinfo, 2, values, nulls, 2);
@@ -421,7 +425,7 @@ jobq_fail(PG_FUNCTION_ARGS)
 	values[6] = running_status();
 	nulls[6] = ' ';
 
-	SPI_connect();
+	pinned = jobq_spi_connect();
 	if (SPI_execute_plan(jobq_live_plan(plans, fail_sql, 7, argtypes),
 						 values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "jobq: fail failed");
@@ -437,6 +441,6 @@ jobq_fail(PG_FUNCTION_ARGS)
 											  SPI_tuptable->tupdesc, 1));
 	}
 	status = (text *) SPI_datumTransfer(PointerGetDatum(status), false, -1);
-	SPI_finish();
+	jobq_spi_finish(pinned);
 	PG_RETURN_TEXT_P(status);
 }

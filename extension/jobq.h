@@ -48,6 +48,10 @@ extern bool jobq_direct_enqueue(FunctionCallInfo fcinfo, TupleDesc rdesc, Datum 
 extern int	jobq_direct_enqueue_batch(Datum queue, Jsonb *jobs, Datum **ids);
 
 /* plan.c */
+extern int	jobq_pin_search_path(void);
+extern void jobq_unpin_search_path(int level);
+extern int	jobq_spi_connect(void);
+extern void jobq_spi_finish(int level);
 extern SPIPlanPtr jobq_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes);
 extern void jobq_raise_not_leased(Datum queue, Datum id, Datum lease, bool lease_isnull);
 extern bool jobq_retired_lease(Datum queue, Datum id, Datum lease, int32 *version,

@@ -254,6 +254,7 @@ jobq_lease(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int32		n;
 	uint64		i;
+	int			pinned;			/* jobq_spi_connect's level */
 
 	jobq_queue_arg(fcinfo, 0);
 	if (PG_ARGISNULL(2))
@@ -283,7 +284,7 @@ jobq_lease(PG_FUNCTION_ARGS)
 						  nulls[3] == 'n', DatumGetTimestampTz(values[4]), rsinfo) >= 0)
 		return (Datum) 0;
 
-	SPI_connect();
+	pinned = jobq_spi_connect();
 
 	/*
 	 * A queue capped by max_running: leases of it are serialised by a
@@ -299,7 +300,7 @@ jobq_lease(PG_FUNCTION_ARGS)
 	if (SPI_processed == 0 ||
 		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
 	{
-		SPI_finish();
+		jobq_spi_finish(pinned);
 		return (Datum) 0;
 	}
 	cap = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
@@ -314,7 +315,7 @@ jobq_lease(PG_FUNCTION_ARGS)
 												  SPI_tuptable->tupdesc, 1, &isnull));
 		if (free_slots <= 0)
 		{
-			SPI_finish();
+			jobq_spi_finish(pinned);
 			return (Datum) 0;
 		}
 		n = Min(n, free_slots);
@@ -328,7 +329,7 @@ jobq_lease(PG_FUNCTION_ARGS)
 		elog(ERROR, "jobq: lease pick failed");
 	if (SPI_processed == 0)
 	{
-		SPI_finish();
+		jobq_spi_finish(pinned);
 		return (Datum) 0;
 	}
 
@@ -361,6 +362,6 @@ jobq_lease(PG_FUNCTION_ARGS)
 	if (SPI_execute_plan(mark_plans[which], mark_args, mark_nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "jobq: lease failed");
 	lease_answer(rsinfo);
-	SPI_finish();
+	jobq_spi_finish(pinned);
 	return (Datum) 0;
 }

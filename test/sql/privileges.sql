@@ -50,14 +50,20 @@ WHERE t.typnamespace = 'jobq'::regnamespace AND t.typtype = 'c'
 ORDER BY 1, r.ord;
 
 ------------------------------------------------------------ SECURITY DEFINER
--- every API function runs as the owner with a pinned search_path; internals and the
--- procedure wait (which commits, so cannot be SECURITY DEFINER) run as the caller
-SELECT p.prokind, p.prosecdef, p.proconfig, p.proname LIKE '\_%' AS internal, count(*)
-FROM pg_proc p WHERE p.pronamespace = 'jobq'::regnamespace
-GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4;
-SELECT p.oid::regprocedure AS "not pinned"
-FROM pg_proc p WHERE p.pronamespace = 'jobq'::regnamespace AND p.prosecdef
-	AND p.proconfig IS DISTINCT FROM '{"search_path=pg_catalog, pg_temp"}';
+-- every API function runs as the owner, those in SQL and PL/pgSQL with a pinned
+-- search_path, those in C without (they pin it around their statements: t/trojans);
+-- internals and the procedure wait (which commits, so cannot be SECURITY DEFINER) run
+-- as the caller
+SELECT p.prokind, p.prosecdef, p.proconfig, p.proname LIKE '\_%' AS internal,
+	l.lanname = 'c' AS in_c, count(*)
+FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+WHERE p.pronamespace = 'jobq'::regnamespace
+GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5;
+SELECT p.oid::regprocedure AS "not pinned", l.lanname
+FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+WHERE p.pronamespace = 'jobq'::regnamespace AND p.prosecdef
+	AND p.proconfig IS DISTINCT FROM '{"search_path=pg_catalog, pg_temp"}'
+ORDER BY 1::text;
 SELECT p.oid::regprocedure AS "run as the caller" FROM pg_proc p
 WHERE p.pronamespace = 'jobq'::regnamespace AND NOT p.prosecdef
 	AND p.proname NOT LIKE '\_%';

@@ -221,6 +221,60 @@ SELECT jobq.drop_queue('$qn', force => true);
 SQL
 }
 
+# The C functions' common calls, without a statement (extension/direct.c: the API
+# functions in C have no SET search_path clause), and the statements of their
+# diagnoses, with search_path $2 as role $1; queue $3. Run while no unlogged job
+# exists (the last line says so): api_calls' persist => false job takes every later
+# lease and completion to the statements.
+direct_calls() {
+	local setrole=${1:+SET ROLE $1;} path=$2 qn=$3
+	cat <<SQL
+\set ON_ERROR_STOP 1
+$setrole
+$temp_traps
+SET search_path = $path;
+SELECT (jobq.create_queue('$qn')).queue;
+SELECT (jobq.enqueue('$qn', '{"n": 1}')).status;
+SELECT count(*) FROM jobq.enqueue_batch('$qn', '[{"payload": {"n": 2}}, {"payload": {"n": 3}}, {"payload": {"n": 4}}]');
+SELECT id AS i1, lease AS t1 FROM jobq.lease('$qn', 'w', 1) \gset
+SELECT jobq.complete('$qn', :'i1', '{"r": 1}', :'t1');
+SELECT pg_catalog.array_agg(id) AS ids, pg_catalog.array_agg(lease) AS toks FROM jobq.lease('$qn', 'w', 2) \gset
+SELECT count(*) FROM jobq.complete_batch('$qn', :'ids', :'toks');
+SELECT id AS i4 FROM jobq.lease('$qn', 'w', 1) \gset
+\set ON_ERROR_STOP 0
+SELECT jobq.complete('$qn', 'nope', NULL, NULL);
+SELECT jobq.complete('$qn', :'i4', NULL, '00000000-0000-4000-8000-000000000000');
+\set ON_ERROR_STOP 1
+SELECT 'direct: ' || (pg_catalog.pg_relation_size('jobq.jobs_unlogged') OPERATOR(pg_catalog.=) 0);
+SELECT jobq.drop_queue('$qn', force => true);
+SQL
+}
+
+# run_calls GENERATOR WHO PATH QUEUE: GENERATOR's script run in jobq_trojans, which must
+# succeed without springing a trap; its output is left in $tmpd/out.
+run_calls() {
+	"$1" "$2" "$3" "$4" >"$tmpd/calls.sql"
+	if ! psql -X -q -d jobq_trojans -f "$tmpd/calls.sql" >"$tmpd/out" 2>&1; then
+		cat "$tmpd/out"
+		die "$1 as ${2:-superuser} with search_path $3"
+	fi
+	if grep -q TROJAN "$tmpd/out"; then
+		cat "$tmpd/out"
+		die "a trap ran"
+	fi
+}
+
+n=0
+for who in "$role" ""; do
+	for path in "public, pg_temp, pg_catalog" "pg_temp, public, pg_catalog"; do
+		n=$((n + 1))
+		run_calls direct_calls "$who" "$path" "dq$n"
+		expect_eq "$(grep -c -E 'ERROR: .*(is not live in queue|stale lease for job)|direct: true' "$tmpd/out")" 3 \
+			"as ${who:-superuser}, search_path = $path: the direct paths and their diagnoses ran"
+		expect_eq "$(hits jobq_trojans)" 0 "as ${who:-superuser}, search_path = $path: no trap"
+	done
+done
+
 # Every API routine is called above (start_reaper launches a worker: t/reaper_dynamic.sh).
 missing=$(psql -X -qAt -d jobq_trojans -c "SELECT p.proname FROM pg_catalog.pg_proc p
 	WHERE p.pronamespace = 'jobq'::regnamespace AND p.proname NOT LIKE '\\_%'
@@ -233,12 +287,7 @@ n=0
 for who in "$role" ""; do
 	for path in "public, pg_temp, pg_catalog" "pg_temp, public, pg_catalog" "public, pg_catalog, pg_temp"; do
 		n=$((n + 1))
-		api_calls "$who" "$path" "tq$n" >"$tmpd/calls.sql"
-		if ! psql -X -q -d jobq_trojans -f "$tmpd/calls.sql" >"$tmpd/out" 2>&1; then
-			cat "$tmpd/out"
-			die "API calls as ${who:-superuser} with search_path $path"
-		fi
-		grep -q TROJAN "$tmpd/out" && { cat "$tmpd/out"; die "a trap ran"; }
+		run_calls api_calls "$who" "$path" "tq$n"
 		expect_eq "$(hits jobq_trojans)" 0 "as ${who:-superuser}, search_path = $path: every call ran, no trap"
 	done
 done

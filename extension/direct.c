@@ -45,8 +45,10 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
+#include "catalog/pg_am_d.h"
 #include "catalog/pg_collation_d.h"
 #include "commands/sequence.h"
 #include "funcapi.h"
@@ -58,6 +60,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -172,6 +175,161 @@ text_eq(Datum a, Datum b)
 }
 
 /*
+ * The indexes of a relation this file writes, kept from one call to the
+ * next: each index's IndexInfo with its predicate and expressions compiled,
+ * which ExecOpenIndices and ExecInsertIndexTuples would otherwise build at
+ * every call (BuildIndexInfo about 1 000 instructions an index, a partial
+ * index's predicate 3 700: a third of a one-job enqueue's set-up,
+ * bench/callgrind.sh). Only when every index is a B-tree, whose access
+ * method keeps nothing of its own in an IndexInfo (ii_AmCache).
+ *
+ * A relcache invalidation of the relation or of one of its indexes (an index
+ * created, dropped, made ready or valid) marks the set stale; the next
+ * target_open builds it again, after it has locked the relation, which keeps
+ * its index set as it is until the transaction ends (CREATE INDEX
+ * CONCURRENTLY waits for the transaction before it makes an index ready for
+ * inserts). A set in use is never freed: a call that finds its set stale
+ * while another call uses it opens the indexes the executor's way.
+ */
+#define KEPT_SETS	4
+
+typedef struct KeptIndexes
+{
+	Oid			relid;			/* InvalidOid: a free slot */
+	bool		valid;
+	int			users;			/* targets open with it, reset at transaction end */
+	int			n;
+	Oid		   *oids;
+	IndexInfo **infos;
+	MemoryContext cxt;			/* of all of the above, and estate */
+	EState	   *estate;			/* where the predicates and expressions were compiled */
+} KeptIndexes;
+
+static KeptIndexes kept[KEPT_SETS];
+static bool kept_callbacks;
+
+static void
+kept_invalidate(Datum arg, Oid relid)
+{
+	for (int i = 0; i < KEPT_SETS; i++)
+	{
+		KeptIndexes *k = &kept[i];
+
+		if (!OidIsValid(relid) || k->relid == relid)
+			k->valid = false;
+		for (int j = 0; k->valid && j < k->n; j++)
+			if (k->oids[j] == relid)
+				k->valid = false;
+	}
+}
+
+static void
+kept_xact_end(XactEvent event, void *arg)
+{
+	for (int i = 0; i < KEPT_SETS; i++)
+		kept[i].users = 0;
+}
+
+static void
+kept_free(KeptIndexes *k)
+{
+	if (k->cxt != NULL)
+	{
+		FreeExecutorState(k->estate);
+		MemoryContextDelete(k->cxt);
+	}
+	memset(k, 0, sizeof(KeptIndexes));
+}
+
+/*
+ * kept_build: k filled with rel's indexes, rel locked by the caller; false
+ * (k freed) when one of them is not a B-tree.
+ */
+static bool
+kept_build(KeptIndexes *k, Relation rel)
+{
+	List	   *oids = RelationGetIndexList(rel);
+	MemoryContext old;
+	ListCell   *lc;
+
+	kept_free(k);
+	k->cxt = AllocSetContextCreate(TopMemoryContext, "jobq kept indexes",
+								   ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(k->cxt);
+	k->estate = CreateExecutorState();
+	k->n = list_length(oids);
+	k->oids = palloc(sizeof(Oid) * Max(k->n, 1));
+	k->infos = palloc(sizeof(IndexInfo *) * Max(k->n, 1));
+	k->n = 0;
+	foreach(lc, oids)
+	{
+		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
+		IndexInfo  *ii = BuildIndexInfo(index);
+		bool		btree = index->rd_rel->relam == BTREE_AM_OID;
+
+		index_close(index, AccessShareLock);
+		if (!btree)
+		{
+			MemoryContextSwitchTo(old);
+			kept_free(k);
+			return false;
+		}
+		if (ii->ii_Predicate != NIL)
+			ii->ii_PredicateState = ExecPrepareQual(ii->ii_Predicate, k->estate);
+		if (ii->ii_Expressions != NIL)
+			ii->ii_ExpressionsState = ExecPrepareExprList(ii->ii_Expressions, k->estate);
+		k->oids[k->n] = lfirst_oid(lc);
+		k->infos[k->n++] = ii;
+	}
+	MemoryContextSwitchTo(old);
+	list_free(oids);
+	k->relid = RelationGetRelid(rel);
+	k->valid = true;
+	return true;
+}
+
+/*
+ * open_kept_indices: rri's indexes opened as ExecOpenIndices opens them, with
+ * the kept IndexInfos of the set it returns (until kept_close); NULL when the
+ * executor's way must do it.
+ */
+static KeptIndexes *
+open_kept_indices(ResultRelInfo *rri)
+{
+	Relation	rel = rri->ri_RelationDesc;
+	Oid			relid = RelationGetRelid(rel);
+	KeptIndexes *k = NULL;
+
+	if (!kept_callbacks)
+	{
+		CacheRegisterRelcacheCallback(kept_invalidate, (Datum) 0);
+		RegisterXactCallback(kept_xact_end, NULL);
+		kept_callbacks = true;
+	}
+	for (int i = 0; i < KEPT_SETS && k == NULL; i++)
+		if (kept[i].relid == relid)
+			k = &kept[i];
+	for (int i = 0; i < KEPT_SETS && k == NULL; i++)
+		if (kept[i].users == 0 && (!OidIsValid(kept[i].relid) || !kept[i].valid))
+			k = &kept[i];
+	if (k == NULL || (!k->valid && (k->users > 0 || !kept_build(k, rel))))
+		return NULL;
+
+	rri->ri_NumIndices = k->n;
+	rri->ri_IndexRelationDescs = palloc(sizeof(Relation) * Max(k->n, 1));
+	rri->ri_IndexRelationInfo = palloc(sizeof(IndexInfo *) * Max(k->n, 1));
+	for (int i = 0; i < k->n; i++)
+	{
+		rri->ri_IndexRelationDescs[i] = index_open(k->oids[i], RowExclusiveLock);
+		/* what index_unchanged_by_update found is for one statement's columns */
+		k->infos[i]->ii_CheckedUnchanged = false;
+		rri->ri_IndexRelationInfo[i] = k->infos[i];
+	}
+	k->users++;
+	return k;
+}
+
+/*
  * A relation rows are written to, with what ExecInsertIndexTuples needs: a
  * result relation with its indexes open, in an executor state of its own.
  * updated lists the columns an update changes (attribute numbers offset by
@@ -185,6 +343,7 @@ typedef struct Target
 	EState	   *estate;
 	ResultRelInfo *rri;
 	TupleTableSlot *slot;
+	KeptIndexes *kept;			/* the IndexInfos' set, or NULL */
 } Target;
 
 static void
@@ -203,7 +362,9 @@ target_open(Target *t, Relation rel, Bitmapset *updated)
 	t->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(t->rri, rel, 1, NULL, 0);
 	t->estate->es_output_cid = GetCurrentCommandId(true);
-	ExecOpenIndices(t->rri, false);
+	t->kept = open_kept_indices(t->rri);
+	if (t->kept == NULL)
+		ExecOpenIndices(t->rri, false);
 	t->slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
 }
 
@@ -212,6 +373,8 @@ target_close(Target *t)
 {
 	ExecDropSingleTupleTableSlot(t->slot);
 	ExecCloseIndices(t->rri);
+	if (t->kept != NULL && t->kept->users > 0)
+		t->kept->users--;
 	FreeExecutorState(t->estate);
 }
 

@@ -283,6 +283,35 @@ FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
 WHERE i.indrelid IN ('jobq.jobs_persistent'::regclass, 'jobq.history'::regclass)
 ORDER BY c.relname;
 
+------------------------------------------------------------ an index made or dropped later
+-- The direct path keeps a table's index set from one call to the next (extension/direct.c):
+-- indexes made since, in this session, get their entries (amcheck: heapallindexed), the
+-- hash index by the executor's way (a set with an index that is not a B-tree is not kept),
+-- and dropped ones are no longer opened.
+SELECT pg_relation_size('jobq.jobs_unlogged') = 0 AS direct;
+SELECT count(*) FROM jobq.enqueue_batch('dq', '[{"payload": {"k": 0}}]');
+SELECT count(jobq.complete('dq', id, NULL, lease)) FROM jobq.lease('dq', 'w', 1);
+CREATE INDEX jobs_extra_idx ON jobq.jobs_persistent (created_by, run) WHERE priority = 0;
+CREATE INDEX history_extra_idx ON jobq.history (lower(created_by), run);
+SELECT count(*) FROM jobq.enqueue_batch('dq', '[{"payload": {"k": 1}}, {"payload": {"k": 2}}]');
+SELECT count(jobq.enqueue('dq', '{"k": 3}'));
+SELECT count(jobq.complete('dq', id, NULL, lease)) FROM jobq.lease('dq', 'w', 2);
+SELECT c.relname, bt_index_parent_check(c.oid, heapallindexed => true)::text = '' AS whole
+FROM pg_class c WHERE c.relname IN ('jobs_extra_idx', 'history_extra_idx') ORDER BY 1;
+CREATE INDEX history_hash_idx ON jobq.history USING hash (created_by);
+SELECT count(jobq.complete('dq', id, NULL, lease)) FROM jobq.lease('dq', 'w', 1);
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM jobq.history WHERE created_by = current_user::text COLLATE "default";
+SELECT count(*) = (SELECT count(*) FROM jobq.history h WHERE h.created_by || '' = current_user)
+	AS hash_whole
+FROM jobq.history WHERE created_by = current_user::text COLLATE "default";
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+DROP INDEX jobq.jobs_extra_idx, jobq.history_extra_idx, jobq.history_hash_idx;
+SELECT count(jobq.complete('dq', id, NULL, lease)) FROM jobq.lease('dq', 'w', 1);
+SELECT count(*) AS live FROM jobq.jobs WHERE queue = 'dq';
+
 SELECT jobq.drop_queue('dq', force => true);
 DROP TABLE trig_log;
 DROP FUNCTION log_row();

@@ -197,6 +197,7 @@ typedef struct KeptIndexes
 {
 	Oid			relid;			/* InvalidOid: a free slot */
 	bool		valid;
+	bool		keepable;		/* false: an index is not a B-tree (n is 0) */
 	int			users;			/* targets open with it, reset at transaction end */
 	int			n;
 	Oid		   *oids;
@@ -243,7 +244,8 @@ kept_free(KeptIndexes *k)
 
 /*
  * kept_build: k filled with rel's indexes, rel locked by the caller; false
- * (k freed) when one of them is not a B-tree.
+ * when one of them is not a B-tree (k then says so until the next
+ * invalidation, and keeps none).
  */
 static bool
 kept_build(KeptIndexes *k, Relation rel)
@@ -272,6 +274,8 @@ kept_build(KeptIndexes *k, Relation rel)
 		{
 			MemoryContextSwitchTo(old);
 			kept_free(k);
+			k->relid = RelationGetRelid(rel);
+			k->valid = true;
 			return false;
 		}
 		if (ii->ii_Predicate != NIL)
@@ -285,13 +289,14 @@ kept_build(KeptIndexes *k, Relation rel)
 	list_free(oids);
 	k->relid = RelationGetRelid(rel);
 	k->valid = true;
+	k->keepable = true;
 	return true;
 }
 
 /*
  * open_kept_indices: rri's indexes opened as ExecOpenIndices opens them, with
- * the kept IndexInfos of the set it returns (until kept_close); NULL when the
- * executor's way must do it.
+ * the kept IndexInfos of the set it returns (in use until target_close); NULL
+ * when the executor's way must do it.
  */
 static KeptIndexes *
 open_kept_indices(ResultRelInfo *rri)
@@ -312,7 +317,7 @@ open_kept_indices(ResultRelInfo *rri)
 	for (int i = 0; i < KEPT_SETS && k == NULL; i++)
 		if (kept[i].users == 0 && (!OidIsValid(kept[i].relid) || !kept[i].valid))
 			k = &kept[i];
-	if (k == NULL || (!k->valid && (k->users > 0 || !kept_build(k, rel))))
+	if (k == NULL || (!k->valid && (k->users > 0 || !kept_build(k, rel))) || !k->keepable)
 		return NULL;
 
 	rri->ri_NumIndices = k->n;

@@ -299,6 +299,8 @@ SELECT count(jobq.complete('dq', id, NULL, lease)) FROM jobq.lease('dq', 'w', 2)
 SELECT c.relname, bt_index_parent_check(c.oid, heapallindexed => true)::text = '' AS whole
 FROM pg_class c WHERE c.relname IN ('jobs_extra_idx', 'history_extra_idx') ORDER BY 1;
 CREATE INDEX history_hash_idx ON jobq.history USING hash (created_by);
+SELECT count(*) FROM jobq.enqueue_batch('dq', '[{"payload": {"k": 4}}, {"payload": {"k": 5}}, {"payload": {"k": 6}}]');
+SELECT count(jobq.complete('dq', id, NULL, lease)) FROM jobq.lease('dq', 'w', 1);
 SELECT count(jobq.complete('dq', id, NULL, lease)) FROM jobq.lease('dq', 'w', 1);
 SET enable_seqscan = off;
 SET enable_bitmapscan = off;

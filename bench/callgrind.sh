@@ -30,7 +30,9 @@
 # jobq.complete as W2 n = 1 does, K defaults to 400 and the metrics are "... n1"),
 # BENCH_CG_WORK (process, the default; enqueue: W1 b100 instead, one transaction a
 # batch of 100 jobs, jobq.enqueue_batch against R2's INSERT ... SELECT from a JSON array
-# parameter, metrics "jobq enqueue b100" and "r2 insert_select b100").
+# parameter, metrics "jobq enqueue b100" and "r2 insert_select b100"; with BENCH_CG_N=1,
+# W1 b1: one job a transaction, jobq.enqueue against R2's INSERT ... VALUES, metrics
+# "jobq enqueue b1" and "r2 insert b1").
 # About 2 minutes. Needs valgrind (apt-get install -y valgrind).
 # Standalone: BENCH_SYNC=off bash bench/callgrind.sh (no PG* variables needed).
 set -euo pipefail
@@ -38,7 +40,7 @@ set -euo pipefail
 
 work=${BENCH_CG_WORK:-process}
 n=${BENCH_CG_N:-100}
-[ "$work" = process ] || n=100
+[ "$work" = process ] || [ "$n" = 1 ] || n=100
 k=${BENCH_CG_BATCHES:-$((n == 1 ? 400 : 20))}
 prefill=${BENCH_CG_PREFILL:-100000}
 command -v valgrind >/dev/null || { echo "callgrind: valgrind is not installed" >&2; exit 1; }
@@ -108,7 +110,13 @@ PREPARE cg_complete AS DELETE FROM r2_jobs WHERE id = ANY(current_setting('cg.id
 SQL
 printf 'EXECUTE cg_lease\nEXECUTE cg_complete\n' >"$dir/jobq.pair"
 cp "$dir/jobq.pair" "$dir/r2.pair"
-if [ "$work" = enqueue ]; then # W1 b100: the batch is a parameter, sent as text, as pgbench does
+if [ "$work" = enqueue ] && [ "$n" = 1 ]; then # W1 b1: the payload a parameter
+	echo "PREPARE cg_enqueue(jsonb) AS SELECT pg_catalog.count(*) FROM jobq.enqueue('w2', \$1)" >"$dir/jobq.prep"
+	echo "PREPARE cg_enqueue(jsonb) AS WITH i AS (INSERT INTO r2_jobs (queue, payload) VALUES ('r2', \$1) RETURNING id) SELECT count(*) FROM i" >"$dir/r2.prep"
+	echo "EXECUTE cg_enqueue('{\"to\": \"ada@example.com\", \"template\": \"welcome\", \"n\": 1}')" >"$dir/jobq.pair"
+	cp "$dir/jobq.pair" "$dir/r2.pair"
+	echo "callgrind: jobq = enqueue of 1, R2 = INSERT of 1" >&2
+elif [ "$work" = enqueue ]; then # W1 b100: the batch is a parameter, sent as text, as pgbench does
 	echo "PREPARE cg_enqueue(jsonb) AS SELECT pg_catalog.count(*) FROM jobq.enqueue_batch('w2', \$1)" >"$dir/jobq.prep"
 	echo "PREPARE cg_enqueue(jsonb) AS WITH i AS (INSERT INTO r2_jobs (queue, payload) SELECT 'r2', p FROM jsonb_array_elements(\$1) p RETURNING id) SELECT count(*) FROM i" >"$dir/r2.prep"
 	batch=$(for ((i = 1; i <= n; i++)); do printf '{"to": "ada@example.com", "template": "welcome", "n": %d}\n' "$i"; done)
@@ -156,7 +164,7 @@ for sys in ${BENCH_CG_SYSTEMS:-jobq r2}; do
 	echo "callgrind: $sys: $k pairs $a instr, $((2 * k)) pairs $b instr: $per instr/job" >&2
 	case $work/$sys in
 	enqueue/jobq) emit cg "jobq enqueue b$n" instr/job "$per" ;;
-	enqueue/*) emit cg "r2 insert_select b$n" instr/job "$per" ;;
+	enqueue/*) emit cg "r2 insert$([ "$n" = 1 ] || echo _select) b$n" instr/job "$per" ;;
 	*) emit cg "$sys n$n" instr/job "$per" ;;
 	esac
 done

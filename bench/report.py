@@ -81,6 +81,7 @@ REFERENCES = {
 	('cg', 'jobq n100'): [('cg', 'r2 n100', 'R2 (instructions: lower is better)', 1)],
 	('cg', 'jobq n1'): [('cg', 'r2 n1', 'R2 (instructions: lower is better)', 1)],
 	('cg', 'jobq enqueue b100'): [('cg', 'r2 insert_select b100', 'R2 (instructions: lower is better)', 1)],
+	('cg', 'jobq enqueue b1'): [('cg', 'r2 insert b1', 'R2 (instructions: lower is better)', 1)],
 }
 
 

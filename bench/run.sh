@@ -4,7 +4,7 @@
 # jobq, starts a throwaway cluster with the default settings and what README documents
 # (scripts/cluster.sh), creates the extension, and runs every workload bench/[rw]N_*.sh once
 # per synchronous_commit mode (off first, then on), then bench/callgrind.sh (sync off
-# only) when it exists, three times: W2 n = 100, W2 n = 1 and W1 b100. The RESULT lines the workloads emit (see bench/lib.sh) become the
+# only) when it exists, four times: W2 n = 100, W2 n = 1, W1 b100 and W1 b1. The RESULT lines the workloads emit (see bench/lib.sh) become the
 # table bench/report.py prints: it is written to bench/RESULTS.md and shown.
 #
 #   BENCH_RUNS=3 BENCH_SECONDS=10   runs per figure, seconds per timed run (bench/lib.sh)
@@ -105,6 +105,7 @@ for sync in $modes; do
 		workload bench/callgrind.sh
 		BENCH_CG_N=1 workload bench/callgrind.sh
 		BENCH_CG_WORK=enqueue workload bench/callgrind.sh
+		BENCH_CG_WORK=enqueue BENCH_CG_N=1 workload bench/callgrind.sh
 	fi
 done
 psql -X -q -c "ALTER SYSTEM RESET synchronous_commit" -c "SELECT pg_catalog.pg_reload_conf()" >/dev/null

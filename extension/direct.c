@@ -66,6 +66,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
@@ -143,14 +144,46 @@ job_columns(TupleDesc desc, int *pos)
 	}
 }
 
-/* A relation of schema jobq, by name. */
-static Oid
+/*
+ * The OIDs jobq_relid found, by name (a string constant of this file's
+ * callers): two syscache look-ups a name and a call saved (about 1 000
+ * instructions each, a call takes 2 to 4). Forgotten when their relation is
+ * invalidated (dropped, renamed: kept_invalidate) or a schema changes
+ * (kept_namespace_changed).
+ */
+#define KEPT_RELIDS		8
+
+static struct
+{
+	const char *name;
+	Oid			relid;
+}			kept_relids[KEPT_RELIDS];
+
+static void kept_register_callbacks(void);
+
+/* jobq_relid: a relation of schema jobq, by name (a string constant). */
+Oid
 jobq_relid(const char *name)
 {
-	Oid			relid = get_relname_relid(name, get_namespace_oid("jobq", false));
+	Oid			relid;
+	int			free_slot = -1;
 
+	for (int i = 0; i < KEPT_RELIDS; i++)
+	{
+		if (kept_relids[i].name == NULL || !OidIsValid(kept_relids[i].relid))
+			free_slot = free_slot < 0 ? i : free_slot;
+		else if (strcmp(kept_relids[i].name, name) == 0)
+			return kept_relids[i].relid;
+	}
+	relid = get_relname_relid(name, get_namespace_oid("jobq", false));
 	if (!OidIsValid(relid))
 		elog(ERROR, "jobq: relation jobq.%s is missing", name);
+	kept_register_callbacks();
+	if (free_slot >= 0)
+	{
+		kept_relids[free_slot].name = name;
+		kept_relids[free_slot].relid = relid;
+	}
 	return relid;
 }
 
@@ -213,6 +246,9 @@ static bool kept_callbacks;
 static void
 kept_invalidate(Datum arg, Oid relid)
 {
+	for (int i = 0; i < KEPT_RELIDS; i++)
+		if (!OidIsValid(relid) || kept_relids[i].relid == relid)
+			kept_relids[i].relid = InvalidOid;
 	for (int i = 0; i < KEPT_SETS; i++)
 	{
 		KeptIndexes *k = &kept[i];
@@ -223,6 +259,13 @@ kept_invalidate(Datum arg, Oid relid)
 			if (k->oids[j] == relid)
 				k->valid = false;
 	}
+}
+
+static void
+kept_namespace_changed(Datum arg, int cacheid, uint32 hashvalue)
+{
+	for (int i = 0; i < KEPT_RELIDS; i++)
+		kept_relids[i].relid = InvalidOid;
 }
 
 static void
@@ -241,6 +284,17 @@ kept_free(KeptIndexes *k)
 		MemoryContextDelete(k->cxt);
 	}
 	memset(k, 0, sizeof(KeptIndexes));
+}
+
+static void
+kept_register_callbacks(void)
+{
+	if (kept_callbacks)
+		return;
+	CacheRegisterRelcacheCallback(kept_invalidate, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, kept_namespace_changed, (Datum) 0);
+	RegisterXactCallback(kept_xact_end, NULL);
+	kept_callbacks = true;
 }
 
 /*
@@ -306,12 +360,7 @@ open_kept_indices(ResultRelInfo *rri)
 	Oid			relid = RelationGetRelid(rel);
 	KeptIndexes *k = NULL;
 
-	if (!kept_callbacks)
-	{
-		CacheRegisterRelcacheCallback(kept_invalidate, (Datum) 0);
-		RegisterXactCallback(kept_xact_end, NULL);
-		kept_callbacks = true;
-	}
+	kept_register_callbacks();
 	for (int i = 0; i < KEPT_SETS && k == NULL; i++)
 		if (kept[i].relid == relid)
 			k = &kept[i];

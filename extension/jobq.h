@@ -46,6 +46,7 @@ extern int	jobq_direct_complete(Datum queue, int n, Datum *ids, Datum *leases,
 								 TimestampTz now, bool *done);
 extern bool jobq_direct_enqueue(FunctionCallInfo fcinfo, TupleDesc rdesc, Datum *result);
 extern int	jobq_direct_enqueue_batch(Datum queue, Jsonb *jobs, Datum **ids);
+extern Oid	jobq_relid(const char *name);
 
 /* plan.c */
 extern int	jobq_pin_search_path(void);

@@ -220,19 +220,12 @@ jobq_raise_not_leased(Datum queue, Datum id, Datum lease, bool lease_isnull)
 bool
 jobq_persistent_only(void)
 {
-	Oid			nsp;
-	Oid			relid;
 	Relation	rel;
 	bool		empty;
 
 	if (RecoveryInProgress())
 		return true;
-	nsp = get_namespace_oid("jobq", false);
-	relid = get_relname_relid("jobs_unlogged", nsp);
-
-	if (!OidIsValid(relid))
-		elog(ERROR, "jobq: relation jobq.jobs_unlogged is missing");
-	rel = relation_open(relid, AccessShareLock);
+	rel = relation_open(jobq_relid("jobs_unlogged"), AccessShareLock);
 	empty = RelationGetNumberOfBlocks(rel) == 0;
 	relation_close(rel, NoLock);	/* locked until the end of the transaction */
 	return empty;

@@ -314,6 +314,15 @@ DROP INDEX jobq.jobs_extra_idx, jobq.history_extra_idx, jobq.history_hash_idx;
 SELECT count(jobq.complete('dq', id, NULL, lease)) FROM jobq.lease('dq', 'w', 1);
 SELECT count(*) AS live FROM jobq.jobs WHERE queue = 'dq';
 
+-- It keeps the OIDs of the tables it names too, and forgets one when its table is renamed
+-- or dropped: under another name, jobq.queues is missing.
+SELECT (jobq.enqueue('dq', '{"k": 7}')).status;
+BEGIN;
+ALTER TABLE jobq.queues RENAME TO queues_renamed;
+SELECT (jobq.enqueue('dq', '{"k": 8}')).status;
+ROLLBACK;
+SELECT (jobq.enqueue('dq', '{"k": 9}')).status;
+
 SELECT jobq.drop_queue('dq', force => true);
 DROP TABLE trig_log;
 DROP FUNCTION log_row();

@@ -76,11 +76,13 @@ expect_enqueued() {
 	done
 	ok "requests $1-$2: 202, each with the id of the job holding its payload"
 }
-# transactions FIRST LAST: how many transactions enqueued the jobs with payload n in FIRST..LAST
-transactions() {
-	q "SELECT count(DISTINCT xmin::text) FROM jobq.jobs
-		WHERE queue = 'g' AND (payload->>'n')::int BETWEEN $1 AND $2"
+# groups FIRST LAST: the sizes of the transactions that enqueued jobs FIRST..LAST, largest
+# first ("64,2"); transactions FIRST LAST: how many there were
+groups() {
+	q "SELECT string_agg(c::text, ',' ORDER BY c DESC) FROM (SELECT count(*) c FROM jobq.jobs
+		WHERE queue = 'g' AND (payload->>'n')::int BETWEEN $1 AND $2 GROUP BY xmin::text) s"
 }
+transactions() { groups "$1" "$2" | awk -F, '{print NF}'; }
 
 # 1. a pool of 2: the first two requests run alone (and wait for the lock), the other 18 wait
 #    for a stream and go as one group once the lock is gone (threads enough for round 1c's 68)
@@ -135,9 +137,7 @@ sleep 1.5
 release_lock
 answered
 expect_enqueued 1003 1068
-expect_eq "$(q "SELECT string_agg(c::text, ',' ORDER BY c DESC) FROM (SELECT count(*) c FROM jobq.jobs
-	WHERE queue = 'g' AND (payload->>'n')::int BETWEEN 1003 AND 1068 GROUP BY xmin::text) s")" \
-	"64,2" "66 waiting jobs in two groups: 64 (the most a group takes) and 2"
+expect_eq "$(groups 1003 1068)" "64,2" "66 waiting jobs in two groups: 64 (the most a group takes) and 2"
 
 # 2. a failing job in a group: its own error, as alone; the others are enqueued
 req POST /v1/enqueue '{"queue": "", "payload": {"n": 0}}'

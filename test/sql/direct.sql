@@ -322,6 +322,12 @@ ALTER TABLE jobq.queues RENAME TO queues_renamed;
 SELECT (jobq.enqueue('dq', '{"k": 8}')).status;
 ROLLBACK;
 SELECT (jobq.enqueue('dq', '{"k": 9}')).status;
+-- and all of them when a schema changes: with schema jobq renamed, it has no tables
+BEGIN;
+ALTER SCHEMA jobq RENAME TO jobq_renamed;
+SELECT (jobq_renamed.enqueue('dq', '{"k": 10}')).status;
+ROLLBACK;
+SELECT (jobq.enqueue('dq', '{"k": 11}')).status;
 
 SELECT jobq.drop_queue('dq', force => true);
 DROP TABLE trig_log;

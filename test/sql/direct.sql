@@ -330,5 +330,52 @@ ROLLBACK;
 SELECT (jobq.enqueue('dq', '{"k": 11}')).status;
 
 SELECT jobq.drop_queue('dq', force => true);
+
+------------------------------------------------------------ remembered places
+-- A lease remembers where it put each job, for its completion, and where it found the
+-- queue's row (extension/direct.c: leased_at, kept_queues). What is there later is taken
+-- only when it is still the row named.
+SELECT count(*) AS live FROM jobq.jobs;
+SELECT pg_relation_size('jobq.jobs_unlogged') AS unlogged_pages;     -- 0: the direct path
+VACUUM jobq.jobs_persistent;
+SELECT queue FROM jobq.create_queue('dm');
+SELECT count(*) FROM jobq.enqueue_batch('dm', '[{"id": "m1"}]');
+CREATE TEMP TABLE lm AS SELECT id, lease FROM jobq.lease('dm', 'w', 1);
+SELECT ctid AS m1_at FROM jobq.jobs_persistent WHERE id = 'm1' \gset
+-- m1 moves (a heartbeat changes an index's key), and another job takes its old place
+SELECT jobq.heartbeat('dm', 'm1', lease => (SELECT lease FROM lm));
+SELECT ctid <> :'m1_at' AS moved FROM jobq.jobs_persistent WHERE id = 'm1';
+VACUUM (INDEX_CLEANUP ON) jobq.jobs_persistent;
+SELECT count(*) FROM jobq.enqueue_batch('dm', '[{"id": "m2"}, {"id": "m3"}, {"id": "m4"}]');
+SELECT id AS at_m1s_old_place, status FROM jobq.jobs_persistent WHERE ctid = :'m1_at';
+-- completing m1 finishes m1, found by its key, and leaves the other alone
+SELECT jobq.complete('dm', 'm1', NULL, (SELECT lease FROM lm)) AS completed;
+SELECT id, status FROM jobq.jobs WHERE queue = 'dm' ORDER BY id;
+SELECT id, status FROM jobq.history WHERE queue = 'dm' ORDER BY id;
+
+-- qa's row, found by a lease, is dropped, and another queue's row takes its place; qa made
+-- again, paused, has nothing leased from it
+SELECT queue FROM jobq.create_queue('qa');
+SELECT count(*) FROM jobq.lease('qa', 'w', 1);
+SELECT set_config('direct.qa_at', ctid::text, false) IS NOT NULL AS kept
+	FROM jobq.queues WHERE queue = 'qa';
+SELECT jobq.drop_queue('qa');
+VACUUM (INDEX_CLEANUP ON) jobq.queues;
+DO $$
+BEGIN
+	FOR i IN 1..50 LOOP
+		PERFORM jobq.create_queue('qb' || i);
+		EXIT WHEN EXISTS (SELECT FROM jobq.queues
+			WHERE ctid = current_setting('direct.qa_at')::tid);
+	END LOOP;
+END
+$$;
+SELECT queue LIKE 'qb%' AS another_queue_there, paused FROM jobq.queues
+	WHERE ctid = current_setting('direct.qa_at')::tid;
+SELECT queue, paused FROM jobq.create_queue('qa', paused => true);
+SELECT (jobq.enqueue('qa', '{}')).status;
+SELECT count(*) AS leased FROM jobq.lease('qa', 'w', 1);
+SELECT jobq.drop_queue(queue, force => true) FROM jobq.queues
+	WHERE queue IN ('dm', 'qa') OR queue LIKE 'qb%';
 DROP TABLE trig_log;
 DROP FUNCTION log_row();

@@ -338,6 +338,24 @@ SELECT jobq.drop_queue('dq', force => true);
 SELECT count(*) AS live FROM jobq.jobs;
 SELECT pg_relation_size('jobq.jobs_unlogged') AS unlogged_pages;     -- 0: the direct path
 VACUUM jobq.jobs_persistent;
+
+-- A lease tests the due time itself (its index scan has one key, the queue's hash): a job
+-- not due yet ends its priority, and the scan goes on at the next one.
+SELECT count(*) FROM jobq.enqueue_batch('dp', '[{"id": "p1-due-a", "priority": 1},
+	{"id": "p1-due-b", "priority": 1}, {"id": "p3-due", "priority": 3},
+	{"id": "p5-due", "priority": 5}]');
+SELECT count(*) FROM (
+	SELECT jobq.enqueue('dp', id => 'p1-later', priority => 1, run_at => now() + interval '1 hour')
+	UNION ALL SELECT jobq.enqueue('dp', id => 'p3-later', priority => 3, run_at => now() + interval '1 hour')
+	UNION ALL SELECT jobq.enqueue('dp', id => 'p3-later-2', priority => 3, run_at => now() + interval '2 hours')
+	UNION ALL SELECT jobq.enqueue('dp', id => 'p4-later', priority => 4, run_at => now() + interval '1 hour')
+	UNION ALL SELECT jobq.enqueue('dp', id => 'p0-earlier', run_at => now() - interval '1 minute')) s;
+SELECT id, priority FROM jobq.lease('dp', 'w', 2);
+SELECT id, priority FROM jobq.lease('dp', 'w', 10);
+SELECT count(*) AS not_due FROM jobq.lease('dp', 'w', 10);
+SELECT id, status FROM jobq.jobs WHERE queue = 'dp' AND status = 'pending' ORDER BY id;
+SELECT jobq.drop_queue('dp', force => true);
+
 SELECT queue FROM jobq.create_queue('dm');
 SELECT count(*) FROM jobq.enqueue_batch('dm', '[{"id": "m1"}]');
 CREATE TEMP TABLE lm AS SELECT id, lease FROM jobq.lease('dm', 'w', 1);
@@ -377,5 +395,22 @@ SELECT (jobq.enqueue('qa', '{}')).status;
 SELECT count(*) AS leased FROM jobq.lease('qa', 'w', 1);
 SELECT jobq.drop_queue(queue, force => true) FROM jobq.queues
 	WHERE queue IN ('dm', 'qa') OR queue LIKE 'qb%';
+
+------------------------------------------------------------ unique indexes
+-- A lease's new version skips the check of a unique key it leaves alone (the job's key:
+-- update_index_entries) and checks one it changes: here one running job per worker.
+SELECT queue FROM jobq.create_queue('du');
+SELECT count(*) FROM jobq.enqueue_batch('du', '[{"id": "u1"}, {"id": "u2"}]');
+CREATE UNIQUE INDEX one_per_worker ON jobq.jobs_persistent (worker) WHERE status = 'running';
+SELECT id FROM jobq.lease('du', 'solo', 1);
+SELECT id FROM jobq.lease('du', 'solo', 1);     -- 23505
+\echo :LAST_ERROR_SQLSTATE
+SELECT id, status, worker FROM jobq.jobs WHERE queue = 'du' ORDER BY id;
+SELECT id FROM jobq.lease('du', 'other', 1);
+SELECT c.relname, bt_index_parent_check(c.oid, heapallindexed => true)::text = '' AS whole
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+WHERE i.indrelid = 'jobq.jobs_persistent'::regclass ORDER BY 1;
+DROP INDEX jobq.one_per_worker;
+SELECT jobq.drop_queue('du', force => true);
 DROP TABLE trig_log;
 DROP FUNCTION log_row();

@@ -328,6 +328,13 @@ ALTER SCHEMA jobq RENAME TO jobq_renamed;
 SELECT (jobq_renamed.enqueue('dq', '{"k": 10}')).status;
 ROLLBACK;
 SELECT (jobq.enqueue('dq', '{"k": 11}')).status;
+-- and the columns' places are checked again after a table changes: with a column renamed,
+-- the direct path misses it
+BEGIN;
+ALTER TABLE jobq.jobs RENAME COLUMN worker TO worker_renamed;
+SELECT count(*) FROM jobq.lease('dq', 'w', 1);
+ROLLBACK;
+SELECT count(*) FROM jobq.lease('dq', 'w', 1);
 
 SELECT jobq.drop_queue('dq', force => true);
 

@@ -133,28 +133,37 @@ col_is(TupleDesc desc, AttrNumber a, const char *name)
 static uint64 kept_generation = 1;
 
 /*
- * The jobq.jobs_persistent columns, as 0-based positions into a slot's
- * values. Attribute numbers are looked up once per backend and checked by
- * name after each invalidation (kept_generation): a column keeps its number
- * for its life.
+ * find_cols: the attribute numbers of columns names[0..n) of desc, a table
+ * of schema jobq (named table in errors), in cache: looked up once per
+ * backend and checked by name again after each invalidation
+ * (kept_generation, as of *checked): a column keeps its number for its life.
  */
+static void
+find_cols(TupleDesc desc, const char *table, int n, const char *const *names,
+		  AttrNumber *cache, uint64 *checked)
+{
+	if (*checked == kept_generation)
+		return;
+	for (int i = 0; i < n; i++)
+	{
+		if (!col_is(desc, cache[i], names[i]))
+			cache[i] = find_col(desc, names[i]);
+		if (cache[i] == 0)
+			elog(ERROR, "jobq: jobq.%s has no column \"%s\"", table, names[i]);
+	}
+	*checked = kept_generation;
+}
+
+/* The jobq.jobs_persistent columns, as 0-based positions into a slot's values. */
 static void
 job_columns(TupleDesc desc, int *pos)
 {
 	static AttrNumber cached[C_NCOLS];
 	static uint64 checked;
 
+	find_cols(desc, "jobs", C_NCOLS, job_col_names, cached, &checked);
 	for (int c = 0; c < C_NCOLS; c++)
-	{
-		if (checked != kept_generation && !col_is(desc, cached[c], job_col_names[c]))
-		{
-			cached[c] = find_col(desc, job_col_names[c]);
-			if (cached[c] == 0)
-				elog(ERROR, "jobq: jobq.jobs has no column \"%s\"", job_col_names[c]);
-		}
 		pos[c] = cached[c] - 1;
-	}
-	checked = kept_generation;
 }
 
 /*
@@ -469,7 +478,7 @@ target_close(Target *t)
  * only other entries with that key are the row's own older versions, and a
  * transaction inserting the key meanwhile finds the row's old version,
  * locked by this update, and waits for it, then finds this entry (bench/
- * callgrind.sh: about 4 000 instructions a lease of a job). With indexes
+ * callgrind.sh: 4 300 instructions a job at W2 n = 100, 6 700 at n = 1). With indexes
  * not kept, or one checked at commit or by exclusion, ExecInsertIndexTuples
  * does it.
  */
@@ -507,27 +516,37 @@ update_index_entries(Target *t, TupleTableSlot *slot)
 }
 
 /*
- * Whether slot now holds the row at *tid that snapshot sees (false, with
- * slot empty, when it sees none there). The place is a hint, perhaps past
- * the relation's end since a VACUUM truncated it, or reused by another row:
- * callers check what they find. rel is locked, so its blocks stay.
+ * fetch_at: whether slot now holds the row that snapshot sees at the
+ * remembered place *tid of fetch's relation, found as an index entry's row
+ * is found (the version of its HOT chain the snapshot sees). The place is a
+ * hint, perhaps invalid, past the relation's end since a VACUUM truncated
+ * it, or reused by another row: callers check what they find. *nblocks is
+ * the relation's size, InvalidBlockNumber until this finds it out; the
+ * relation is locked, so its blocks stay.
  */
 static bool
-fetch_at(Relation rel, ItemPointer tid, Snapshot snapshot, TupleTableSlot *slot)
+fetch_at(IndexFetchTableData *fetch, ItemPointer tid, BlockNumber *nblocks,
+		 Snapshot snapshot, TupleTableSlot *slot)
 {
-	return ItemPointerIsValid(tid) &&
-		ItemPointerGetBlockNumber(tid) < RelationGetNumberOfBlocks(rel) &&
-		table_tuple_fetch_row_version(rel, tid, snapshot, slot);
+	bool		call_again = false;
+
+	if (!ItemPointerIsValid(tid))
+		return false;
+	if (*nblocks == InvalidBlockNumber)
+		*nblocks = RelationGetNumberOfBlocks(fetch->rel);
+	return ItemPointerGetBlockNumber(tid) < *nblocks &&
+		table_index_fetch_tuple(fetch, tid, snapshot, slot, &call_again, NULL);
 }
 
 /*
- * Where queue_row last found the rows of a few queues, by name: a row read
- * at its remembered place, when the snapshot sees one there with the name
- * looked for, is the row the key would find (a key has one visible row),
- * for the cost of one page's read instead of an index scan (bench/
+ * Where queue_row last found the rows of a few queues, by name (the root of
+ * the row's HOT chain, as its index entry has it): a row read at its
+ * remembered place (fetch_at), when the snapshot sees one there with the
+ * name looked for, is the row the key would find (a key has one visible
+ * row), for the cost of one page's read instead of an index scan (bench/
  * callgrind.sh: about 9 000 instructions a lease and an enqueue). A row
- * updated since (pause_queue, alter_queue) is not seen there, and is looked
- * up by its key again.
+ * updated since (pause_queue, alter_queue) is found along its HOT chain, or
+ * else by its key again.
  */
 #define KEPT_QUEUES		8
 
@@ -562,35 +581,28 @@ kept_queue_tid(Datum queue)
 /*
  * queue_row: columns names[0..n) of the queue's row of jobq.queues as
  * snapshot sees it, into values and nulls (copied into the current memory
- * context); false when the queue does not exist. cache keeps the columns'
- * attribute numbers for the caller, checked by name at each call.
+ * context); false when the queue does not exist. names[0] is "queue"; cache
+ * and *checked keep the columns' attribute numbers for the caller
+ * (find_cols).
  */
 static bool
 queue_row(Datum queue, Snapshot snapshot, int n, const char *const *names,
-		  AttrNumber *cache, Datum *values, bool *nulls)
+		  AttrNumber *cache, uint64 *checked, Datum *values, bool *nulls)
 {
-	static AttrNumber name_col;
 	Relation	rel = table_open(jobq_relid("queues"), AccessShareLock);
 	TupleDesc	desc = RelationGetDescr(rel);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	IndexFetchTableData *fetch = table_index_fetch_begin(rel);
+	BlockNumber nblocks = InvalidBlockNumber;
 	ItemPointer tid = kept_queue_tid(queue);
 	bool		isnull;
 	bool		found;
 
-	for (int i = 0; i < n; i++)
-	{
-		if (!col_is(desc, cache[i], names[i]))
-			cache[i] = find_col(desc, names[i]);
-		if (cache[i] == 0)
-			elog(ERROR, "jobq: jobq.queues has no column \"%s\"", names[i]);
-	}
-	if (!col_is(desc, name_col, "queue"))
-		name_col = find_col(desc, "queue");
-	if (name_col == 0)
-		elog(ERROR, "jobq: jobq.queues has no column \"queue\"");
-
-	found = fetch_at(rel, tid, snapshot, slot) &&
-		text_eq(slot_getattr(slot, name_col, &isnull), queue);
+	Assert(n > 0 && strcmp(names[0], "queue") == 0);
+	find_cols(desc, "queues", n, names, cache, checked);
+	found = fetch_at(fetch, tid, &nblocks, snapshot, slot) &&
+		text_eq(slot_getattr(slot, cache[0], &isnull), queue);
+	table_index_fetch_end(fetch);
 	if (!found)
 	{
 		Relation	idx = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
@@ -602,7 +614,7 @@ queue_row(Datum queue, Snapshot snapshot, int n, const char *const *names,
 		index_rescan(scan, &key, 1, NULL, 0);
 		found = index_getnext_slot(scan, ForwardScanDirection, slot);
 		if (found)
-			*tid = slot->tts_tid;
+			*tid = scan->xs_heaptid;	/* the index entry's: its HOT chain's root */
 		else
 			ItemPointerSetInvalid(tid);
 		index_endscan(scan);
@@ -629,15 +641,16 @@ queue_row(Datum queue, Snapshot snapshot, int n, const char *const *names,
 static bool
 queue_uncapped(Datum queue, Snapshot snapshot, bool *paused)
 {
-	static const char *const names[2] = {"paused", "max_running"};
-	static AttrNumber cache[2];
-	Datum		values[2];
-	bool		nulls[2];
+	static const char *const names[3] = {"queue", "paused", "max_running"};
+	static AttrNumber cache[3];
+	static uint64 checked;
+	Datum		values[3];
+	bool		nulls[3];
 
-	if (!queue_row(queue, snapshot, 2, names, cache, values, nulls))
+	if (!queue_row(queue, snapshot, 3, names, cache, &checked, values, nulls))
 		return false;
-	*paused = DatumGetBool(values[0]);
-	return nulls[1];
+	*paused = DatumGetBool(values[1]);
+	return nulls[2];
 }
 
 /*
@@ -684,12 +697,12 @@ taken_by_other(TupleTableSlot *slot)
  * Where this backend's leases put the jobs they took, for their completion:
  * slots by a hash of the job's id, each the place of the leased version,
  * overwritten by the next job of the same slot. A completion reads the job
- * there when its snapshot sees a row of that id and queue there (following
- * its HOT chain, as an index entry is followed), which is then the row the
- * key would find, for the cost of a page's read instead of a look-up by key
- * (bench/callgrind.sh: about 16 000 instructions a job). A job completed by
- * another backend, moved by an update since, or a place reused by another
- * row after a VACUUM is looked up by its key, as always.
+ * there (fetch_at) when its snapshot sees a row of that id and queue there,
+ * which is then the row the key would find, for the cost of a page's read
+ * instead of a look-up by key (bench/callgrind.sh: about 16 000
+ * instructions a job). A job completed by another backend, moved by a
+ * non-HOT update since (a heartbeat), or a place reused by another row
+ * after a VACUUM is looked up by its key, as always.
  */
 #define LEASED_SLOTS	2048
 
@@ -1022,7 +1035,7 @@ jobq_direct_complete(Datum queue, int n, Datum *ids, Datum *leases, bool *lease_
 	TupleTableSlot *old;
 	IndexScanDesc scan = NULL;
 	IndexFetchTableData *fetch;
-	BlockNumber nblocks;
+	BlockNumber nblocks = InvalidBlockNumber;
 	ScanKeyData keys[3];
 	int			pos[C_NCOLS];
 	const HistoryCols *hc;
@@ -1046,18 +1059,14 @@ jobq_direct_complete(Datum queue, int n, Datum *ids, Datum *leases, bool *lease_
 	PushActiveSnapshot(GetTransactionSnapshot());
 
 	fetch = table_index_fetch_begin(rel);
-	nblocks = RelationGetNumberOfBlocks(rel);
 	for (int i = 0; i < n; i++)
 	{
 		TM_FailureData tmfd;
 		TM_Result	r;
-		ItemPointer at = leased_slot(ids[i]);
-		bool		call_again = false;
 
 		done[i] = false;
 		/* where this backend leased it, if it is still there (leased_at) */
-		if (ItemPointerIsValid(at) && ItemPointerGetBlockNumber(at) < nblocks &&
-			table_index_fetch_tuple(fetch, at, GetActiveSnapshot(), old, &call_again, NULL))
+		if (fetch_at(fetch, leased_slot(ids[i]), &nblocks, GetActiveSnapshot(), old))
 		{
 			slot_getallattrs(old);
 			if (text_eq(old->tts_values[pos[C_ID]], ids[i]) &&
@@ -1182,25 +1191,26 @@ typedef struct EnqueueJob
 static bool
 enqueue_open(Datum queue, bool need_max_retries, EnqueueTarget *e)
 {
-	static const char *const qnames[2] = {"timeout", "max_retries"};
-	static AttrNumber qcache[2];
-	Datum		q[2];
-	bool		qnulls[2];
+	static const char *const qnames[3] = {"queue", "timeout", "max_retries"};
+	static AttrNumber qcache[3];
+	static uint64 qchecked;
+	Datum		q[3];
+	bool		qnulls[3];
 	TupleDesc	desc;
 	int			known = 0;
 
 	/* what the executor checks before an INSERT, the statements' way */
 	PreventCommandIfReadOnly("INSERT");
 	PushActiveSnapshot(GetTransactionSnapshot());
-	if (!queue_row(queue, GetActiveSnapshot(), 2, qnames, qcache, q, qnulls) ||
-		qnulls[0] || (qnulls[1] && need_max_retries))
+	if (!queue_row(queue, GetActiveSnapshot(), 3, qnames, qcache, &qchecked, q, qnulls) ||
+		qnulls[1] || (qnulls[2] && need_max_retries))
 	{
 		PopActiveSnapshot();
 		return false;
 	}
-	e->timeout = q[0];
-	e->max_retries = q[1];
-	e->max_retries_null = qnulls[1];
+	e->timeout = q[1];
+	e->max_retries = q[2];
+	e->max_retries_null = qnulls[2];
 	e->parent = table_open(jobq_relid("jobs"), RowExclusiveLock);
 	e->rel = table_open(jobq_relid("jobs_persistent"), RowExclusiveLock);
 	desc = RelationGetDescr(e->rel);
